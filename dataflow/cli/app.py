@@ -1,0 +1,30 @@
+"""The `dataflow` command line. Thin: parse arguments, call the library, render with Rich.
+
+Command modules are imported here, but each keeps its heavy imports (httpx, SQLAlchemy, uvicorn,
+...) inside the command bodies so that `dataflow --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="dataflow",
+    help="Dataflow: API ingestion, raw zone, ETL, quality, catalog, SQL and monitoring in one tool.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _register() -> None:
+    from dataflow.cli import simulator
+
+    for module in (simulator,):
+        module.register(app)
+
+
+def main() -> None:
+    """Entry point of the `dataflow` script and `python -m dataflow`."""
+    _register()
+    app()

@@ -1,0 +1,475 @@
+"""Typed project settings.
+
+Resolution order, highest first: explicit arguments > environment ``DATAFLOW__SECTION__KEY``
+(e.g. ``DATAFLOW__SOURCES__TWELVEDATA__BASE_URL``) > ``dataflow.yaml`` > built-in defaults.
+The Twelve Data key may also come from ``TWELVEDATA_API_KEY``. Secrets are ``SecretStr``: they
+never print, and ``Settings.public_dump()`` masks them.
+
+Example:
+    >>> s = load_settings(project_dir="/nonexistent-project", env={})
+    >>> s.sources.twelvedata.uses_simulator
+    True
+    >>> s.sources.twelvedata.effective_budget()
+    (None, None)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from collections.abc import Mapping
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from dataflow.errors import ConfigError
+
+CONFIG_FILE = "dataflow.yaml"
+ENV_PREFIX = "DATAFLOW__"
+PROJECT_ENV = "DATAFLOW_PROJECT"
+API_KEY_ENV = "TWELVEDATA_API_KEY"
+
+INTERVALS = (
+    "1min",
+    "5min",
+    "15min",
+    "30min",
+    "45min",
+    "1h",
+    "2h",
+    "4h",
+    "8h",
+    "1day",
+    "1week",
+    "1month",
+)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class Plan(StrEnum):
+    """Twelve Data plan presets: credits per minute and per day."""
+
+    BASIC = "basic"
+    """Free plan: 8 credits a minute, 800 a day."""
+    GROW = "grow"
+    """Grow, smallest tier: 55 credits a minute, no daily cap."""
+    PRO = "pro"
+    """Pro, smallest tier: 610 credits a minute, no daily cap."""
+    CUSTOM = "custom"
+    """Use ``credits_per_minute`` / ``credits_per_day`` as given."""
+    UNLIMITED = "unlimited"
+    """No client-side budget (the embedded simulator's default)."""
+
+
+PLAN_BUDGETS: dict[Plan, tuple[int | None, int | None]] = {
+    Plan.BASIC: (8, 800),
+    Plan.GROW: (55, None),
+    Plan.PRO: (610, None),
+    Plan.UNLIMITED: (None, None),
+}
+
+DEFAULT_SYMBOLS: dict[str, list[str]] = {
+    "stocks": ["AAPL", "MSFT", "GOOGL", "AMZN", "NVDA", "META", "JPM", "SPY", "QQQ"],
+    "forex": ["EUR/USD", "GBP/USD", "USD/JPY"],
+    "crypto": ["BTC/USD", "ETH/USD"],
+}
+
+
+class RetrySettings(_Model):
+    """How transient failures (429 per minute, 5xx, timeouts, bad bodies) are retried."""
+
+    max_attempts: int = Field(5, ge=1, le=50, description="Attempts per request, first included.")
+    backoff_base: float = Field(0.5, ge=0, description="First backoff in seconds; doubles each try.")
+    backoff_max: float = Field(30.0, ge=0, description="Longest single backoff in seconds.")
+
+
+class EndpointSettings(_Model):
+    """One API endpoint to ingest."""
+
+    enabled: bool = Field(True, description="Ingest this endpoint in `dataflow run`/`ingest`.")
+    intervals: list[str] | None = Field(
+        None, description="Bar intervals for time series and indicators (e.g. [1day, 1h])."
+    )
+    asset_classes: list[str] | None = Field(
+        None, description="Which symbol groups the endpoint is called for (stocks, forex, crypto)."
+    )
+    symbols: list[str] | None = Field(None, description="Explicit symbols, overriding groups.")
+    params: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="Extra query parameters (e.g. time_period: 14)."
+    )
+    history_start: dt.date | None = Field(
+        None, description="Oldest date to fetch for this endpoint (overrides the source's)."
+    )
+
+    @field_validator("intervals")
+    @classmethod
+    def _known_intervals(cls, value: list[str] | None) -> list[str] | None:
+        for interval in value or []:
+            if interval not in INTERVALS:
+                raise ValueError(f"unknown interval {interval!r}; use one of {', '.join(INTERVALS)}")
+        return value
+
+
+def default_endpoints() -> dict[str, EndpointSettings]:
+    """The default endpoints: time series, snapshots, FX, indicators and reference catalogues."""
+    indicator_groups = ["stocks"]
+    return {
+        "time_series": EndpointSettings(intervals=["1day", "1h"]),
+        "quote": EndpointSettings(),
+        "price": EndpointSettings(),
+        "eod": EndpointSettings(asset_classes=["stocks"]),
+        "exchange_rate": EndpointSettings(asset_classes=["forex", "crypto"]),
+        "currency_conversion": EndpointSettings(
+            asset_classes=["forex", "crypto"], params={"amount": 100}
+        ),
+        "rsi": EndpointSettings(
+            intervals=["1day"],
+            asset_classes=indicator_groups,
+            params={"time_period": 14, "series_type": "close"},
+        ),
+        "macd": EndpointSettings(
+            intervals=["1day"],
+            asset_classes=indicator_groups,
+            params={"fast_period": 12, "slow_period": 26, "signal_period": 9, "series_type": "close"},
+        ),
+        "sma": EndpointSettings(
+            intervals=["1day"],
+            asset_classes=indicator_groups,
+            params={"time_period": 20, "series_type": "close"},
+        ),
+        "ema": EndpointSettings(
+            intervals=["1day"],
+            asset_classes=indicator_groups,
+            params={"time_period": 20, "series_type": "close"},
+        ),
+        "bbands": EndpointSettings(
+            intervals=["1day"],
+            asset_classes=indicator_groups,
+            params={"time_period": 20, "sd": 2, "ma_type": "SMA", "series_type": "close"},
+        ),
+        "stocks": EndpointSettings(params={"exchange": "NASDAQ"}),
+        "etfs": EndpointSettings(params={"exchange": "NYSE"}),
+        "forex_pairs": EndpointSettings(),
+        "cryptocurrencies": EndpointSettings(),
+        "exchanges": EndpointSettings(),
+    }
+
+
+class TwelveDataSettings(_Model):
+    """The Twelve Data source."""
+
+    base_url: str = Field(
+        "https://api.twelvedata.com",
+        description="API root. Ignored while no api_key is set: the built-in simulator is used.",
+    )
+    api_key: SecretStr | None = Field(
+        None, description="API key (or env TWELVEDATA_API_KEY). Sent only in the header."
+    )
+    plan: Plan | None = Field(
+        None, description="Credit preset: basic, grow, pro, custom, unlimited (default: basic)."
+    )
+    credits_per_minute: int | None = Field(None, ge=1, description="Credits per minute window.")
+    credits_per_day: int | None = Field(None, ge=1, description="Credits per day.")
+    minute_seconds: float = Field(60.0, gt=0, description="Length of the credit window (seconds).")
+    symbols: dict[str, list[str]] = Field(
+        default_factory=lambda: {k: list(v) for k, v in DEFAULT_SYMBOLS.items()},
+        description="Symbol groups: stocks (incl. ETFs), forex, crypto.",
+    )
+    endpoints: dict[str, EndpointSettings] = Field(
+        default_factory=default_endpoints, description="Endpoints to ingest and their params."
+    )
+    history_start: dt.date = Field(
+        default_factory=lambda: dt.date.today() - dt.timedelta(days=365),
+        description="Oldest date fetched on a first or full-refresh run.",
+    )
+    intraday_history_days: int = Field(
+        60, ge=1, description="Intraday intervals fetch at most this many days back."
+    )
+    batch_size: int = Field(8, ge=1, le=120, description="Symbols per comma-separated request.")
+    max_concurrency: int = Field(4, ge=1, le=64, description="Requests in flight at once.")
+    connect_timeout: float = Field(10.0, gt=0, description="Seconds to open a connection.")
+    read_timeout: float = Field(30.0, gt=0, description="Seconds to wait for a response.")
+    retries: RetrySettings = Field(default_factory=RetrySettings)  # type: ignore[arg-type]
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError("must be an http(s) URL such as https://api.twelvedata.com")
+        return value.rstrip("/")
+
+    @property
+    def uses_simulator(self) -> bool:
+        """No API key configured: ingest from the built-in simulator."""
+        return self.api_key is None or not self.api_key.get_secret_value()
+
+    def effective_budget(self) -> tuple[int | None, int | None]:
+        """(credits per minute, credits per day); ``None`` means unlimited."""
+        plan = self.plan
+        if plan is None:
+            plan = Plan.UNLIMITED if self.uses_simulator else Plan.BASIC
+        if plan is Plan.CUSTOM:
+            return self.credits_per_minute, self.credits_per_day
+        per_minute, per_day = PLAN_BUDGETS[plan]
+        return (self.credits_per_minute or per_minute, self.credits_per_day or per_day)
+
+    def enabled_endpoints(self) -> dict[str, EndpointSettings]:
+        """Endpoints with ``enabled: true``, in configuration order."""
+        return {name: ep for name, ep in self.endpoints.items() if ep.enabled}
+
+
+class SourcesSettings(_Model):
+    """Data sources."""
+
+    twelvedata: TwelveDataSettings = Field(default_factory=TwelveDataSettings)  # type: ignore[arg-type]
+
+
+class S3Settings(_Model):
+    """Credentials and endpoint for an S3-compatible warehouse (``warehouse: s3://bucket/prefix``)."""
+
+    endpoint_url: str | None = Field(None, description="e.g. http://127.0.0.1:9000 for MinIO.")
+    region: str | None = Field(None, description="AWS region of the bucket.")
+    access_key_id: SecretStr | None = Field(None, description="Access key id (or AWS env vars).")
+    secret_access_key: SecretStr | None = Field(None, description="Secret key (or AWS env vars).")
+    anon: bool = Field(False, description="Anonymous access (public buckets).")
+
+
+class StorageSettings(_Model):
+    """Object storage."""
+
+    s3: S3Settings = Field(default_factory=S3Settings)  # type: ignore[arg-type]
+
+
+class MetadataSettings(_Model):
+    """The metadata database: run history, watermarks, metrics."""
+
+    url: SecretStr | None = Field(
+        None,
+        description="SQLAlchemy URL; default sqlite in the warehouse (or .dataflow/ for s3).",
+    )
+
+
+class RunSettings(_Model):
+    """Pipeline runs."""
+
+    lock_timeout: float = Field(
+        600.0, ge=0, description="Seconds a run waits for another run of the project to finish."
+    )
+
+
+class LogSettings(_Model):
+    """Logging."""
+
+    level: str = Field("INFO", description="Lowest level written: DEBUG, INFO, WARNING, ERROR.")
+    retention_days: int = Field(30, ge=1, description="Days of JSON log files kept.")
+
+    @field_validator("level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        upper = value.upper()
+        if upper not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
+        return upper
+
+
+class Settings(_Model):
+    """All settings of a project. ``project_dir`` is where ``dataflow.yaml`` lives."""
+
+    project_dir: Path = Field(Path("."), description="The project folder.")
+    name: str = Field("dataflow", description="Pipeline name, used as a metric dimension.")
+    warehouse: str = Field("warehouse", description="Folder (relative to project) or s3://b/p.")
+    sources: SourcesSettings = Field(default_factory=SourcesSettings)  # type: ignore[arg-type]
+    storage: StorageSettings = Field(default_factory=StorageSettings)  # type: ignore[arg-type]
+    metadata: MetadataSettings = Field(default_factory=MetadataSettings)  # type: ignore[arg-type]
+    run: RunSettings = Field(default_factory=RunSettings)  # type: ignore[arg-type]
+    logging: LogSettings = Field(default_factory=LogSettings)  # type: ignore[arg-type]
+
+    @property
+    def warehouse_is_remote(self) -> bool:
+        """True for ``s3://`` warehouses."""
+        return "://" in self.warehouse
+
+    @property
+    def warehouse_uri(self) -> str:
+        """The warehouse root as an absolute path or ``s3://`` URI, without a trailing slash."""
+        if self.warehouse_is_remote:
+            return self.warehouse.rstrip("/")
+        path = Path(self.warehouse).expanduser()
+        if not path.is_absolute():
+            path = self.project_dir / path
+        return str(path.resolve())
+
+    @property
+    def state_dir(self) -> Path:
+        """Local folder for the metadata DB, lock and logs when the warehouse is remote."""
+        if self.warehouse_is_remote:
+            return (self.project_dir / ".dataflow").resolve()
+        return Path(self.warehouse_uri)
+
+    @property
+    def metadata_url(self) -> str:
+        """SQLAlchemy URL of the metadata database."""
+        if self.metadata.url is not None:
+            return self.metadata.url.get_secret_value()
+        return f"sqlite:///{self.state_dir / 'dataflow.db'}"
+
+    def public_dump(self) -> dict[str, Any]:
+        """Settings as plain data with every secret masked (safe to print or log)."""
+        return self.model_dump(mode="json")
+
+
+# --- loading -------------------------------------------------------------------------------------
+
+
+def resolve_project_dir(project: str | Path | None, env: Mapping[str, str] | None = None) -> Path:
+    """The project folder: explicit > env DATAFLOW_PROJECT > current folder."""
+    env = os.environ if env is None else env
+    chosen = project if project is not None else env.get(PROJECT_ENV) or "."
+    return Path(chosen).expanduser().resolve()
+
+
+def load_settings(
+    project_dir: str | Path | None = None,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Settings:
+    """Load and validate the settings of a project.
+
+    Args:
+        project_dir: the project folder (default: env DATAFLOW_PROJECT, else the current folder).
+        overrides: explicit values as dotted paths, e.g. ``{"sources.twelvedata.batch_size": 4}``.
+        env: the environment to read (default ``os.environ``).
+
+    Raises:
+        ConfigError: one line naming the file or variable, the key path, the value and the fix.
+
+    Example:
+        >>> load_settings("/tmp/x", overrides={"warehouse": "/tmp/wh"}, env={}).warehouse
+        '/tmp/wh'
+    """
+    env = os.environ if env is None else env
+    root = resolve_project_dir(project_dir, env)
+    config_path = root / CONFIG_FILE
+    data: dict[str, Any] = {}
+    origins: dict[tuple[str, ...], str] = {}
+    if config_path.is_file():
+        data = _read_yaml(config_path)
+        for path in _leaf_paths(data):
+            origins[path] = str(config_path)
+    elif root.exists() and not root.is_dir():
+        raise ConfigError(f"{root}: is not a folder — pass --project DIR with a project folder")
+
+    for key, raw in sorted(env.items()):
+        if not key.startswith(ENV_PREFIX) or raw == "":
+            continue
+        path = tuple(part.lower() for part in key[len(ENV_PREFIX) :].split("__") if part)
+        if path:
+            _set_path(data, path, _parse_scalar(raw))
+            origins[path] = f"env {key}"
+    api_key = env.get(API_KEY_ENV)
+    if api_key and not _get_path(data, ("sources", "twelvedata", "api_key")):
+        _set_path(data, ("sources", "twelvedata", "api_key"), api_key)
+        origins[("sources", "twelvedata", "api_key")] = f"env {API_KEY_ENV}"
+
+    for dotted, value in (overrides or {}).items():
+        path = tuple(dotted.split("."))
+        _set_path(data, path, value)
+        origins[path] = "argument"
+
+    data["project_dir"] = root
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise _config_error(exc, origins, config_path) from None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{path}{where}: {problem} — fix the YAML syntax there") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror}) — check the file") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of settings, not a list or text")
+    return loaded
+
+
+def _parse_scalar(raw: str) -> Any:
+    """Environment values are YAML scalars or flow collections: ``8``, ``true``, ``[a, b]``."""
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
+
+
+def _leaf_paths(data: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    paths: list[tuple[str, ...]] = []
+    for key, value in data.items():
+        path = (*prefix, str(key))
+        paths.append(path)
+        if isinstance(value, Mapping):
+            paths.extend(_leaf_paths(value, path))
+    return paths
+
+
+def _get_path(data: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    node: Any = data
+    for part in path:
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _set_path(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    node = data
+    for part in path[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[path[-1]] = value
+
+
+_FIXES = {
+    "extra_forbidden": "remove it or check the spelling (see `dataflow init` for every key)",
+    "missing": "add it",
+}
+
+
+def _config_error(
+    exc: ValidationError, origins: Mapping[tuple[str, ...], str], config_path: Path
+) -> ConfigError:
+    err = exc.errors(include_url=False)[0]
+    loc = tuple(str(part) for part in err["loc"])
+    origin = None
+    for i in range(len(loc), 0, -1):
+        origin = origins.get(loc[:i])
+        if origin:
+            break
+    source = origin or str(config_path)
+    key = ".".join(loc) or "(top level)"
+    value = err.get("input")
+    secret = {"api_key", "access_key_id", "secret_access_key"} & set(loc) or key == "metadata.url"
+    shown = "***" if secret else repr(value)
+    if err["type"] == "extra_forbidden":
+        return ConfigError(f"{source}: {key}: unknown setting — {_FIXES['extra_forbidden']}")
+    message = str(err["msg"])
+    message = message.removeprefix("Value error, ")
+    fix = _FIXES.get(err["type"], "fix the value")
+    return ConfigError(f"{source}: {key}: {shown} is invalid ({message}) — {fix}")

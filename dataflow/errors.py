@@ -1,0 +1,172 @@
+"""The one exception tree of Dataflow.
+
+Every error the library raises on purpose is a :class:`DataflowError`. Errors of the libraries
+underneath (httpx, SQLAlchemy, fsspec, ...) are translated at one boundary per library with
+``raise ... from exc``. The mixins :class:`TransientError` and :class:`TerminalError` tell the
+retry logic whether trying again can help::
+
+    DataflowError
+    ├── ConfigError                 (Terminal)  bad dataflow.yaml, env or argument -> exit 2
+    ├── SourceError
+    │   ├── ApiError                            an error answer of the API (HTTP status or body)
+    │   │   ├── RateLimitError      (Transient) 429 for the current minute: wait for the next window
+    │   │   ├── DailyLimitError     (Terminal)  429 for the day: stop ingesting until tomorrow
+    │   │   ├── AuthError           (Terminal)  401: the API key is wrong or missing
+    │   │   ├── RequestError        (Terminal)  400/403/404/414: this request can never succeed
+    │   │   └── ServerError         (Transient) 5xx
+    │   └── TransportError          (Transient) timeout, connection error, non-JSON or truncated body
+    ├── StorageError                            raw zone / object store
+    │   └── ImmutableError          (Terminal)  an attempt to overwrite a raw-zone object
+    ├── MetadataError                           metadata database
+    │   └── LockTimeoutError        (Terminal)  another run holds the project lock
+    └── StageError                              a stage failed; wraps the cause once with context
+
+``exit_code`` is what the CLI exits with: 2 for bad input or configuration, 1 otherwise.
+
+Example:
+    >>> try:
+    ...     raise RateLimitError("out of credits for the minute", code=429)
+    ... except TransientError as exc:
+    ...     print(type(exc).__name__, exc.code)
+    RateLimitError 429
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DataflowError(Exception):
+    """Root of every error Dataflow raises on purpose."""
+
+    exit_code: int = 1
+
+
+class TransientError(DataflowError):
+    """Mixin: the same operation may succeed if tried again later."""
+
+
+class TerminalError(DataflowError):
+    """Mixin: trying again cannot help; report and stop (this request or the run)."""
+
+
+class ConfigError(TerminalError):
+    """Bad configuration or input. The message names the source, key path, value and the fix."""
+
+    exit_code = 2
+
+
+# --- sources -------------------------------------------------------------------------------------
+
+
+class SourceError(DataflowError):
+    """Base of errors talking to a data source."""
+
+
+class ApiError(SourceError):
+    """An error answer of the API, detected from the HTTP status or the body.
+
+    Attributes:
+        code: the error code (body ``code`` when present, else the HTTP status).
+        http_status: the HTTP status the server sent (may be 200 for legacy error bodies).
+        endpoint: the endpoint path, e.g. ``time_series``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int,
+        http_status: int | None = None,
+        endpoint: str | None = None,
+        payload: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.http_status = http_status if http_status is not None else code
+        self.endpoint = endpoint
+        self.payload = payload
+
+
+class RateLimitError(ApiError, TransientError):
+    """429 for the current minute: wait for the next credit window and retry."""
+
+
+class DailyLimitError(ApiError, TerminalError):
+    """429 for the day: no more requests can succeed until the daily budget resets."""
+
+
+class AuthError(ApiError, TerminalError):
+    """401: the API key is invalid or missing. Stops the run."""
+
+    exit_code = 2
+
+
+class RequestError(ApiError, TerminalError):
+    """400/403/404/414: this request is wrong for the API and will never succeed as sent."""
+
+
+class ServerError(ApiError, TransientError):
+    """5xx from the API or a gateway."""
+
+
+class TransportError(SourceError, TransientError):
+    """A timeout, a connection error, or a body that is not the JSON it should be."""
+
+
+# --- storage and metadata ------------------------------------------------------------------------
+
+
+class StorageError(DataflowError):
+    """Base of raw-zone and object-store errors."""
+
+
+class ImmutableError(StorageError, TerminalError):
+    """An attempt to overwrite or delete an object in the immutable raw zone."""
+
+
+class MetadataError(DataflowError):
+    """Base of metadata-database errors."""
+
+
+class LockTimeoutError(MetadataError, TerminalError):
+    """Another run holds the project lock for longer than the configured timeout."""
+
+
+# --- pipeline ------------------------------------------------------------------------------------
+
+
+class StageError(DataflowError):
+    """A stage failed. Wraps the cause once, with the stage name and run id."""
+
+    def __init__(self, message: str, *, stage: str, run_id: str | None = None) -> None:
+        super().__init__(message)
+        self.stage = stage
+        self.run_id = run_id
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when the retry policy may try the failed operation again."""
+    return isinstance(exc, TransientError)
+
+
+__all__ = [
+    "ApiError",
+    "AuthError",
+    "ConfigError",
+    "DailyLimitError",
+    "DataflowError",
+    "ImmutableError",
+    "LockTimeoutError",
+    "MetadataError",
+    "RateLimitError",
+    "RequestError",
+    "ServerError",
+    "SourceError",
+    "StageError",
+    "StorageError",
+    "TerminalError",
+    "TransientError",
+    "TransportError",
+    "is_transient",
+]
