@@ -86,7 +86,7 @@ class RetrySettings(_Model):
     """How transient failures (429 per minute, 5xx, timeouts, bad bodies) are retried."""
 
     max_attempts: int = Field(5, ge=1, le=50, description="Attempts per request, first included.")
-    backoff_base: float = Field(0.5, ge=0, description="First backoff in seconds; doubles each try.")
+    backoff_base: float = Field(0.5, ge=0, description="First backoff (s); doubles each try.")
     backoff_max: float = Field(30.0, ge=0, description="Longest single backoff in seconds.")
 
 
@@ -113,7 +113,8 @@ class EndpointSettings(_Model):
     def _known_intervals(cls, value: list[str] | None) -> list[str] | None:
         for interval in value or []:
             if interval not in INTERVALS:
-                raise ValueError(f"unknown interval {interval!r}; use one of {', '.join(INTERVALS)}")
+                known = ", ".join(INTERVALS)
+                raise ValueError(f"unknown interval {interval!r}; use one of {known}")
         return value
 
 
@@ -137,7 +138,12 @@ def default_endpoints() -> dict[str, EndpointSettings]:
         "macd": EndpointSettings(
             intervals=["1day"],
             asset_classes=indicator_groups,
-            params={"fast_period": 12, "slow_period": 26, "signal_period": 9, "series_type": "close"},
+            params={
+                "fast_period": 12,
+                "slow_period": 26,
+                "signal_period": 9,
+                "series_type": "close",
+            },
         ),
         "sma": EndpointSettings(
             intervals=["1day"],
@@ -196,7 +202,7 @@ class TwelveDataSettings(_Model):
     max_concurrency: int = Field(4, ge=1, le=64, description="Requests in flight at once.")
     connect_timeout: float = Field(10.0, gt=0, description="Seconds to open a connection.")
     read_timeout: float = Field(30.0, gt=0, description="Seconds to wait for a response.")
-    retries: RetrySettings = Field(default_factory=RetrySettings)  # type: ignore[arg-type]
+    retries: RetrySettings = Field(default_factory=RetrySettings)
 
     @field_validator("base_url")
     @classmethod
@@ -228,7 +234,7 @@ class TwelveDataSettings(_Model):
 class SourcesSettings(_Model):
     """Data sources."""
 
-    twelvedata: TwelveDataSettings = Field(default_factory=TwelveDataSettings)  # type: ignore[arg-type]
+    twelvedata: TwelveDataSettings = Field(default_factory=TwelveDataSettings)
 
 
 class S3Settings(_Model):
@@ -244,7 +250,7 @@ class S3Settings(_Model):
 class StorageSettings(_Model):
     """Object storage."""
 
-    s3: S3Settings = Field(default_factory=S3Settings)  # type: ignore[arg-type]
+    s3: S3Settings = Field(default_factory=S3Settings)
 
 
 class MetadataSettings(_Model):
@@ -285,11 +291,11 @@ class Settings(_Model):
     project_dir: Path = Field(Path("."), description="The project folder.")
     name: str = Field("dataflow", description="Pipeline name, used as a metric dimension.")
     warehouse: str = Field("warehouse", description="Folder (relative to project) or s3://b/p.")
-    sources: SourcesSettings = Field(default_factory=SourcesSettings)  # type: ignore[arg-type]
-    storage: StorageSettings = Field(default_factory=StorageSettings)  # type: ignore[arg-type]
-    metadata: MetadataSettings = Field(default_factory=MetadataSettings)  # type: ignore[arg-type]
-    run: RunSettings = Field(default_factory=RunSettings)  # type: ignore[arg-type]
-    logging: LogSettings = Field(default_factory=LogSettings)  # type: ignore[arg-type]
+    sources: SourcesSettings = Field(default_factory=SourcesSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    metadata: MetadataSettings = Field(default_factory=MetadataSettings)
+    run: RunSettings = Field(default_factory=RunSettings)
+    logging: LogSettings = Field(default_factory=LogSettings)
 
     @property
     def warehouse_is_remote(self) -> bool:
@@ -404,8 +410,17 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of settings, not a list or text")
-    return loaded
+        raise ConfigError(f"{path}: the top level must be a mapping of settings, not a list")
+    return _drop_nulls(loaded)
+
+
+def _drop_nulls(data: dict[str, Any]) -> dict[str, Any]:
+    """A key left empty (``metadata:`` with only comments under it) means "the default"."""
+    return {
+        str(key): _drop_nulls(value) if isinstance(value, dict) else value
+        for key, value in data.items()
+        if value is not None
+    }
 
 
 def _parse_scalar(raw: str) -> Any:

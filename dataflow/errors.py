@@ -14,7 +14,7 @@ retry logic whether trying again can help::
     │   │   ├── AuthError           (Terminal)  401: the API key is wrong or missing
     │   │   ├── RequestError        (Terminal)  400/403/404/414: this request can never succeed
     │   │   └── ServerError         (Transient) 5xx
-    │   └── TransportError          (Transient) timeout, connection error, non-JSON or truncated body
+    │   └── TransportError          (Transient) timeout, connection error, non-JSON or cut body
     ├── StorageError                            raw zone / object store
     │   └── ImmutableError          (Terminal)  an attempt to overwrite a raw-zone object
     ├── MetadataError                           metadata database

@@ -10,7 +10,7 @@ import typer
 
 app = typer.Typer(
     name="dataflow",
-    help="Dataflow: API ingestion, raw zone, ETL, quality, catalog, SQL and monitoring in one tool.",
+    help="Dataflow: API ingestion, raw zone, ETL, quality, SQL and monitoring in one tool.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -18,9 +18,9 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from dataflow.cli import simulator
+    from dataflow.cli import pipeline, project, raw, runs, simulator
 
-    for module in (simulator,):
+    for module in (project, pipeline, runs, raw, simulator):
         module.register(app)
 
 

@@ -1,0 +1,45 @@
+# Dataflow — the two commands for a fresh machine are `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO ?= demo
+
+.PHONY: run test check bench setup clean system-deps
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev,postgres]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## make run: set up and run the whole pipeline on the embedded default (simulator, local warehouse)
+run: $(STAMP)
+	@test -f $(DEMO)/dataflow.yaml || $(BIN)/dataflow init $(DEMO)
+	$(BIN)/dataflow run --project $(DEMO)
+
+## make test: set up and run the whole test suite
+test: $(STAMP) system-deps
+	$(BIN)/pytest -q
+
+## system-deps: Debian packages the tests use (PostgreSQL server for the metadata-DB tests)
+system-deps:
+	@bash scripts/system-deps.sh
+
+## make check: ruff lint + format check, mypy strict on the package
+check: $(STAMP)
+	$(BIN)/ruff check dataflow tests bench
+	$(BIN)/ruff format --check dataflow tests bench
+	$(BIN)/mypy
+
+## make bench: benchmarks, printed as JSON (figures recorded in docs/benchmarks.md)
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) $(DEMO) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,253 @@
+"""`dataflow run` and `dataflow ingest`: run the pipeline, or only its ingest stage."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from dataflow.cli.common import (
+    FormatOption,
+    OutputFormat,
+    ProjectOption,
+    console,
+    handle_errors,
+    print_json,
+    print_table,
+    settings_for,
+)
+
+if TYPE_CHECKING:
+    from dataflow.pipeline import RunResult, Stage
+
+StartOption = Annotated[
+    str | None,
+    typer.Option("--start", help="Backfill from this date/time (UTC), e.g. 2024-01-01."),
+]
+EndOption = Annotated[
+    str | None,
+    typer.Option("--end", help="Stop before this date/time (UTC, exclusive)."),
+]
+FullRefreshOption = Annotated[
+    bool,
+    typer.Option("--full-refresh", help="Forget watermarks and fetch the whole history again."),
+]
+EndpointsOption = Annotated[
+    str | None,
+    typer.Option("--endpoints", help="Comma-separated endpoints (default: all enabled)."),
+]
+SymbolsOption = Annotated[
+    str | None,
+    typer.Option("--symbols", help="Comma-separated symbols replacing the configured universe."),
+]
+ProgressOption = Annotated[
+    bool, typer.Option("--progress/--no-progress", help="Show a live progress bar.")
+]
+
+
+def register(app: typer.Typer) -> None:
+    """Add the pipeline commands."""
+    app.command("run")(run)
+    app.command("ingest")(ingest)
+
+
+@handle_errors
+def run(
+    project: ProjectOption = None,
+    start: StartOption = None,
+    end: EndOption = None,
+    full_refresh: FullRefreshOption = False,
+    endpoints: EndpointsOption = None,
+    symbols: SymbolsOption = None,
+    progress: ProgressOption = True,
+    output: FormatOption = OutputFormat.TABLE,
+) -> None:
+    """Run every stage of the pipeline in data order (today: ingest)."""
+    _execute(project, start, end, full_refresh, endpoints, symbols, progress, output, only=None)
+
+
+@handle_errors
+def ingest(
+    project: ProjectOption = None,
+    start: StartOption = None,
+    end: EndOption = None,
+    full_refresh: FullRefreshOption = False,
+    endpoints: EndpointsOption = None,
+    symbols: SymbolsOption = None,
+    progress: ProgressOption = True,
+    output: FormatOption = OutputFormat.TABLE,
+) -> None:
+    """Ingest from Twelve Data (or the built-in simulator) into the raw zone."""
+    _execute(project, start, end, full_refresh, endpoints, symbols, progress, output, "ingest")
+
+
+def _execute(
+    project: Any,
+    start: str | None,
+    end: str | None,
+    full_refresh: bool,
+    endpoints: str | None,
+    symbols: str | None,
+    progress: bool,
+    output: OutputFormat,
+    only: str | None,
+) -> None:
+    from dataflow.pipeline import RunOptions, default_stages, run_pipeline
+    from dataflow.sources.twelvedata.ingest import IngestStage
+
+    settings = settings_for(project)
+    options = RunOptions(
+        start=_parse_when(start, "--start"),
+        end=_parse_when(end, "--end"),
+        full_refresh=full_refresh,
+        endpoints=_split(endpoints),
+        symbols=_split(symbols),
+        progress=progress and output is OutputFormat.TABLE,
+    )
+    stages: list[Stage] = default_stages() if only is None else [IngestStage()]
+    if options.progress:
+        with _progress_bar(stages):
+            result = run_pipeline(settings, options, stages=stages)
+    else:
+        result = run_pipeline(settings, options, stages=stages)
+    if output is OutputFormat.JSON:
+        print_json(_result_json(result))
+    else:
+        _print_summary(result, settings.warehouse_uri)
+    if result.status == "failed":
+        raise typer.Exit(1)
+
+
+def _split(value: str | None) -> list[str] | None:
+    if not value:
+        return None
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def _parse_when(value: str | None, flag: str) -> dt.datetime | None:
+    from dataflow.errors import ConfigError
+
+    if value is None:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(
+            f"{flag}: {value!r} is not a date — use YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS"
+        ) from None
+    return parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed.astimezone(dt.UTC)
+
+
+class _progress_bar:
+    """A Rich progress bar fed by the ingest stage's progress callback."""
+
+    def __init__(self, stages: list[Stage]) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        from dataflow.sources.twelvedata.ingest import IngestStage
+
+        self.progress = Progress(
+            TextColumn("[bold]ingest"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("requests · {task.fields[credits]} credits · {task.fields[rows]} rows"),
+            TextColumn("· {task.fields[errors]} errors"),
+            TimeElapsedColumn(),
+            console=console(stderr=True),
+            transient=False,
+        )
+        self.task = self.progress.add_task("ingest", total=None, credits="0", rows=0, errors=0)
+        for stage in stages:
+            if isinstance(stage, IngestStage):
+                stage.on_progress = self._update
+
+    def _update(self, p: Any) -> None:
+        credits = f"{p.credits}" + (f"/{p.budget}" if p.budget else "")
+        self.progress.update(
+            self.task,
+            total=p.planned,
+            completed=p.done,
+            credits=credits,
+            rows=p.rows,
+            errors=p.errors,
+        )
+
+    def __enter__(self) -> _progress_bar:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+
+def _result_json(result: RunResult) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    data = asdict(result.run)
+    data["results"] = {name: asdict(r) for name, r in result.results.items()}
+    return data
+
+
+def _print_summary(result: RunResult, warehouse: str) -> None:
+    run = result.run
+    out = console()
+    ingest = result.results.get("ingest")
+    if ingest is not None and ingest.details.get("endpoints"):
+        rows = []
+        for name, s in ingest.details["endpoints"].items():
+            rows.append(
+                [
+                    name,
+                    s["requests"],
+                    s["errors"],
+                    s["rows"],
+                    s["credits"],
+                    s["files"],
+                    _size(s["bytes"]),
+                ]
+            )
+        print_table(
+            "Ingest by endpoint",
+            ["endpoint", "requests", "errors", "rows", "credits", "files", "landed"],
+            rows,
+        )
+    stage_rows = [
+        [
+            s.stage,
+            s.status,
+            f"{s.duration_s:.2f}s" if s.duration_s is not None else "",
+            s.rows,
+            _size(s.bytes),
+            s.requests,
+            s.errors,
+        ]
+        for s in run.stages
+    ]
+    print_table(
+        f"Run {run.run_id}",
+        ["stage", "status", "duration", "rows", "bytes", "requests", "errors"],
+        stage_rows,
+    )
+    colour = {"succeeded": "green", "partial": "yellow"}.get(run.status, "red")
+    out.print(
+        f"[{colour}]{run.status}[/] in {run.duration_s or 0:.2f}s"
+        + (f" — {run.message}" if run.message else "")
+    )
+    out.print(f"Raw zone: {warehouse}/raw/twelvedata/")
+    out.print(f"Run history: dataflow runs show {run.run_id}")
+
+
+def _size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"

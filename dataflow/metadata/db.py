@@ -1,0 +1,291 @@
+"""The metadata database: engine, transactions and automatic migrations.
+
+One SQLAlchemy engine per :class:`MetadataDB`. SQLite (the default, a file in the warehouse)
+gets WAL mode, a busy timeout and foreign keys, and real transactions: Python's ``sqlite3``
+module does not ``BEGIN`` before DDL or SELECT on its own (legacy transaction control), so we
+emit ``BEGIN`` ourselves, ``BEGIN IMMEDIATE`` for writes, which takes SQLite's write lock up
+front instead of failing half-way when another process wrote in between.
+
+Any other SQLAlchemy URL works as well (PostgreSQL is tested); ``postgresql://`` uses psycopg 3.
+
+Example:
+    >>> import tempfile, sqlalchemy as sa
+    >>> db = open_metadata(f"sqlite:///{tempfile.mkdtemp()}/dataflow.db")
+    >>> with db.begin() as conn:
+    ...     conn.execute(sa.text("select count(*) from runs")).scalar_one()
+    0
+    >>> db.dispose()
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event, exc
+
+from dataflow.errors import ConfigError, MetadataError
+from dataflow.metadata.schema import VERSION_TABLE
+
+log = logging.getLogger("dataflow.metadata")
+
+#: Milliseconds a SQLite statement waits for another process's write lock before failing.
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+# Any constant works; it only has to be the same in every process migrating one database.
+_PG_MIGRATION_LOCK = 0x64617461666C6F77  # "dataflow"
+
+_BEGIN_OPTION = "dataflow_sqlite_begin"
+
+
+class MetadataDB:
+    """A connection to the metadata database.
+
+    Args:
+        url: a SQLAlchemy URL, e.g. ``sqlite:////abs/path/dataflow.db`` or
+            ``postgresql://user@host/db``. The folder of a SQLite file is created.
+
+    Raises:
+        ConfigError: the URL cannot be parsed or its driver is not installed.
+        MetadataError: the folder of a SQLite file cannot be created.
+
+    Example:
+        >>> db = MetadataDB("sqlite://")  # in memory
+        >>> db.engine.dialect.name
+        'sqlite'
+    """
+
+    def __init__(self, url: str) -> None:
+        parsed = _parse_url(url)
+        self.url = parsed
+        if parsed.get_backend_name() == "sqlite":
+            self.engine = _sqlite_engine(parsed)
+        else:
+            try:
+                self.engine = sa.create_engine(parsed, pool_pre_ping=True)
+            except (exc.NoSuchModuleError, ImportError) as err:
+                raise ConfigError(_driver_hint(parsed)) from err
+
+    @property
+    def safe_url(self) -> str:
+        """The URL with any password masked, fit for messages and logs."""
+        return self.url.render_as_string(hide_password=True)
+
+    def __repr__(self) -> str:
+        return f"MetadataDB({self.safe_url!r})"
+
+    @contextmanager
+    def begin(self) -> Iterator[sa.Connection]:
+        """A connection inside one transaction: committed on success, rolled back on error.
+
+        On SQLite the transaction is ``BEGIN IMMEDIATE``: it holds the write lock from the first
+        statement, so read-then-write sequences cannot be overtaken by another process.
+
+        Raises:
+            MetadataError: the database cannot be reached, is locked for too long, or is full.
+
+        Example:
+            >>> db = open_metadata("sqlite://")
+            >>> with db.begin() as conn:
+            ...     _ = conn.execute(sa.text("select 1"))
+        """
+        try:
+            with self.engine.connect() as conn:
+                conn.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
+                with conn.begin():
+                    yield conn
+        except exc.OperationalError as err:
+            raise MetadataError(
+                f"metadata database {self.safe_url}: {_short(err)} — check that it is reachable "
+                "and writable (metadata.url)"
+            ) from err
+
+    @contextmanager
+    def read(self) -> Iterator[sa.Connection]:
+        """A connection inside one read transaction (plain ``BEGIN``: it never waits for writers).
+
+        Example:
+            >>> db = open_metadata("sqlite://")
+            >>> with db.read() as conn:
+            ...     conn.execute(sa.text("select count(*) from watermarks")).scalar_one()
+            0
+        """
+        try:
+            with self.engine.connect() as conn, conn.begin():
+                yield conn
+        except exc.OperationalError as err:
+            raise MetadataError(
+                f"metadata database {self.safe_url}: {_short(err)} — check that it is reachable "
+                "(metadata.url)"
+            ) from err
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest revision (``alembic upgrade head``).
+
+        Idempotent. Safe when several processes call it at once: the whole upgrade runs in one
+        transaction that holds SQLite's write lock (or a PostgreSQL advisory lock), and the
+        current revision is read only once that lock is held.
+
+        Example:
+            >>> db = MetadataDB("sqlite://")
+            >>> db.migrate(); db.migrate()
+            >>> db.current_revision() == head_revision()
+            True
+        """
+        with self.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK}
+                )
+            current = _current(conn)
+            head = head_revision()
+            if current == head:
+                return
+            log.info("migrating metadata database %s from %s to %s", self.safe_url, current, head)
+            config = alembic_config()
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+
+    def current_revision(self) -> str | None:
+        """The Alembic revision the database is at (``None`` before the first migration)."""
+        with self.read() as conn:
+            return _current(conn)
+
+    def dispose(self) -> None:
+        """Close every pooled connection (call when done, and in a child after ``fork``)."""
+        self.engine.dispose()
+
+
+def open_metadata(url: str) -> MetadataDB:
+    """Open the metadata database and migrate it to the newest schema.
+
+    Nothing is cached: each call makes a new engine; call :meth:`MetadataDB.dispose` when done.
+
+    Example:
+        >>> db = open_metadata("sqlite://")
+        >>> db.current_revision() == head_revision()
+        True
+    """
+    db = MetadataDB(url)
+    try:
+        db.migrate()
+    except BaseException:
+        db.dispose()
+        raise
+    return db
+
+
+def alembic_config() -> Config:
+    """An Alembic configuration for the migrations shipped inside the package (no alembic.ini).
+
+    Pass a connection in ``config.attributes["connection"]``, or set ``sqlalchemy.url``.
+
+    Example:
+        >>> alembic_config().get_main_option("script_location")
+        'dataflow.metadata:migrations'
+    """
+    config = Config()
+    config.set_main_option("script_location", "dataflow.metadata:migrations")
+    # Without it Alembic warns (and our tests turn warnings into errors).
+    config.set_main_option("path_separator", "os")
+    config.set_main_option("version_table", VERSION_TABLE)
+    return config
+
+
+def head_revision() -> str:
+    """The newest revision shipped with this version of Dataflow."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:  # pragma: no cover - the package always ships revisions
+        raise MetadataError("no metadata migrations found in the package — reinstall dataflow")
+    return head
+
+
+def migrations_dir() -> Path:
+    """The folder holding ``env.py`` and ``versions/``."""
+    return Path(str(resources.files("dataflow.metadata") / "migrations"))
+
+
+# --- internals -----------------------------------------------------------------------------------
+
+
+def _current(conn: sa.Connection) -> str | None:
+    context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+    return context.get_current_revision()
+
+
+def _parse_url(url: str) -> sa.URL:
+    try:
+        parsed = sa.make_url(url)
+    except exc.ArgumentError:
+        # The text may hold a password: never repeat it.
+        raise ConfigError(
+            "metadata.url is not a SQLAlchemy URL — use e.g. sqlite:////path/dataflow.db or "
+            "postgresql://user@host/db"
+        ) from None
+    if parsed.drivername in {"postgresql", "postgres"}:
+        # SQLAlchemy 2.0 defaults to psycopg2; we depend on psycopg 3 (extra "postgres").
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def _driver_hint(url: sa.URL) -> str:
+    backend = url.get_backend_name()
+    extra = (
+        " — install it with: pip install 'dataflow-etl[postgres]'"
+        if backend == "postgresql"
+        else ""
+    )
+    return f"metadata.url: no database driver for {url.drivername!r}{extra}"
+
+
+def _sqlite_engine(url: sa.URL) -> sa.Engine:
+    database = url.database
+    in_memory = not database or database == ":memory:" or url.query.get("mode") == "memory"
+    if not in_memory and database is not None:
+        folder = Path(database).expanduser().parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise MetadataError(
+                f"cannot create {folder} for the metadata database ({err.strerror}) — check the "
+                "warehouse path and its permissions"
+            ) from err
+    engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control away from sqlite3 (see module docstring).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            if not in_memory:
+                # Readers never block the writer and the writer never blocks readers.
+                cursor.execute("PRAGMA journal_mode = WAL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        mode = conn.get_execution_options().get(_BEGIN_OPTION, "")
+        conn.exec_driver_sql(f"BEGIN {mode}".strip())
+
+    return engine
+
+
+def _short(err: exc.DBAPIError) -> str:
+    """The driver's message without SQLAlchemy's statement and parameters."""
+    return str(err.orig).strip().splitlines()[0] if err.orig is not None else type(err).__name__
+
+
+__all__ = ["MetadataDB", "alembic_config", "head_revision", "migrations_dir", "open_metadata"]

@@ -1,0 +1,184 @@
+"""The tables of the metadata database, as SQLAlchemy Core.
+
+This module describes the *current* schema; the Alembic revisions in ``migrations/versions``
+are what create and change it in a database. A change here always comes with a new revision
+(``tests/metadata`` compares the two).
+
+Datetimes are timezone-aware UTC in Python. SQLite has no time zones, so :class:`UTCDateTime`
+stores naive UTC there (ISO text that sorts like time) and turns values back into aware UTC
+on the way out; PostgreSQL gets ``timestamp with time zone``.
+
+Example:
+    >>> sorted(t.name for t in metadata.sorted_tables)
+    ['metric_points', 'run_stages', 'runs', 'watermarks']
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+UTC = dt.UTC
+
+#: Name of Alembic's version table. Not the default ``alembic_version``: the same database file
+#: also holds the Iceberg SQL catalog, and any other tool using Alembic there must not collide.
+VERSION_TABLE = "dataflow_alembic_version"
+
+
+def utc(value: dt.datetime, *, what: str = "datetime") -> dt.datetime:
+    """Return ``value`` as aware UTC; refuse naive datetimes (their zone is a guess).
+
+    Example:
+        >>> utc(dt.datetime(2024, 1, 2, 3, tzinfo=dt.timezone(dt.timedelta(hours=2)))).hour
+        1
+    """
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{what} {value.isoformat()} has no time zone; pass an aware UTC datetime")
+    return value.astimezone(UTC)
+
+
+def utcnow() -> dt.datetime:
+    """The current time, aware UTC."""
+    return dt.datetime.now(UTC)
+
+
+def canonical_dimensions(dimensions: Mapping[str, str] | None) -> str:
+    """The dimension set as one canonical string (sorted keys, compact JSON).
+
+    CloudWatch identifies a metric by namespace, name and the *exact* set of dimensions, so
+    equality of this string is equality of the metric, and an index on it serves look-ups.
+
+    Example:
+        >>> canonical_dimensions({"b": "2", "a": "1"})
+        '{"a":"1","b":"2"}'
+    """
+    return json.dumps(dict(dimensions or {}), sort_keys=True, separators=(",", ":"))
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on every dialect."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        value = utc(value)
+        # SQLite's DATETIME text has no offset; store naive UTC so strings compare as times.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(
+        self,
+        value: dt.datetime | None,
+        dialect: Dialect,  # noqa: ARG002 - the signature SQLAlchemy calls
+    ) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _json() -> sa.types.TypeEngine[Any]:
+    return sa.JSON()
+
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("pipeline", sa.String(200), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("trigger", sa.String(50), nullable=False),
+    sa.Column("started_at", UTCDateTime(), nullable=False),
+    sa.Column("finished_at", UTCDateTime(), nullable=True),
+    sa.Column("duration_s", sa.Float(), nullable=True),
+    sa.Column("params", _json(), nullable=False),
+    sa.Column("message", sa.Text(), nullable=True),
+    # Who runs it: lets a later run tell a dead "running" run from a live one.
+    sa.Column("host", sa.String(255), nullable=True),
+    sa.Column("pid", sa.Integer(), nullable=True),
+    sa.Index("ix_runs_started_at", "started_at"),
+    sa.Index("ix_runs_status_started_at", "status", "started_at"),
+)
+
+run_stages = sa.Table(
+    "run_stages",
+    metadata,
+    sa.Column(
+        "run_id",
+        sa.String(64),
+        sa.ForeignKey("runs.run_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("stage", sa.String(100), primary_key=True),
+    sa.Column("seq", sa.Integer(), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("started_at", UTCDateTime(), nullable=False),
+    sa.Column("finished_at", UTCDateTime(), nullable=True),
+    sa.Column("duration_s", sa.Float(), nullable=True),
+    sa.Column("rows", sa.BigInteger(), nullable=False),
+    sa.Column("bytes", sa.BigInteger(), nullable=False),
+    sa.Column("requests", sa.BigInteger(), nullable=False),
+    sa.Column("errors", sa.BigInteger(), nullable=False),
+    sa.Column("message", sa.Text(), nullable=True),
+    sa.Column("details", _json(), nullable=False),
+)
+
+watermarks = sa.Table(
+    "watermarks",
+    metadata,
+    sa.Column("source", sa.String(100), primary_key=True),
+    sa.Column("endpoint", sa.String(100), primary_key=True),
+    sa.Column("symbol", sa.String(100), primary_key=True),
+    sa.Column("interval", sa.String(20), primary_key=True),
+    sa.Column("value", UTCDateTime(), nullable=False),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+metric_points = sa.Table(
+    "metric_points",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("namespace", sa.String(255), nullable=False),
+    sa.Column("name", sa.String(255), nullable=False),
+    # canonical_dimensions(): equality here is CloudWatch's "same metric".
+    sa.Column("dimensions", sa.Text(), nullable=False),
+    sa.Column("value", sa.Float(), nullable=False),
+    sa.Column("unit", sa.String(32), nullable=False),
+    sa.Column("timestamp", UTCDateTime(), nullable=False),
+    sa.Column("run_id", sa.String(64), nullable=True),
+    sa.Index("ix_metric_points_metric_time", "namespace", "name", "dimensions", "timestamp"),
+    sa.Index("ix_metric_points_run_id", "run_id"),
+)
+
+__all__ = [
+    "UTC",
+    "VERSION_TABLE",
+    "UTCDateTime",
+    "canonical_dimensions",
+    "metadata",
+    "metric_points",
+    "run_stages",
+    "runs",
+    "utc",
+    "utcnow",
+    "watermarks",
+]

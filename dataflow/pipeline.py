@@ -1,0 +1,240 @@
+"""The pipeline runner: runs the stages in data order and records the run.
+
+A run takes the project lock, gets an id, opens the metadata database (migrating it), writes JSON
+logs under ``logs/`` and runs each stage inside ``stage_context`` so every log record and metric
+carries the run id and the stage. A stage failure is wrapped once in :class:`StageError` with its
+context. A stage may also end ``partial`` (e.g. the daily API budget ran out): the later stages
+still run on what landed, and the run ends ``partial``.
+
+Example:
+    >>> from dataflow.config import load_settings
+    >>> settings = load_settings("/tmp/demo-project", env={})
+    >>> result = run_pipeline(settings)            # doctest: +SKIP
+    >>> result.status                               # doctest: +SKIP
+    'succeeded'
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from dataflow.errors import DataflowError, StageError, TerminalError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from dataflow.config import Settings
+    from dataflow.metadata import MetadataDB, RunRecord
+    from dataflow.monitor.metrics import Metrics
+    from dataflow.storage import ObjectStore
+
+log = logging.getLogger("dataflow.pipeline")
+
+
+@dataclass
+class RunOptions:
+    """What the user asked of this run (CLI flags)."""
+
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+    full_refresh: bool = False
+    endpoints: Sequence[str] | None = None
+    symbols: Sequence[str] | None = None
+    trigger: str = "cli"
+    progress: bool = False
+    """Show a live progress bar on the console."""
+
+
+@dataclass
+class StageResult:
+    """What a stage reports back to the runner."""
+
+    status: str = "succeeded"
+    rows: int = 0
+    bytes: int = 0
+    requests: int = 0
+    errors: int = 0
+    message: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunContext:
+    """Everything a stage needs; stages talk to storage and metadata only through these."""
+
+    settings: Settings
+    run_id: str
+    options: RunOptions
+    store: ObjectStore
+    db: MetadataDB
+    metrics: Metrics
+    log_dir: Path
+
+
+class Stage(Protocol):
+    """A pipeline stage: a name and a run method."""
+
+    name: str
+
+    def run(self, ctx: RunContext) -> StageResult: ...
+
+
+@dataclass
+class RunResult:
+    """The outcome of a run: its record (with stages) and each stage's own result."""
+
+    run: RunRecord
+    results: dict[str, StageResult]
+
+    @property
+    def status(self) -> str:
+        """succeeded, partial or failed."""
+        return self.run.status
+
+
+def default_stages() -> list[Stage]:
+    """The stages that exist, in data order."""
+    from dataflow.sources.twelvedata.ingest import IngestStage
+
+    return [IngestStage()]
+
+
+@contextmanager
+def open_run(settings: Settings, options: RunOptions) -> Iterator[RunContext]:
+    """Lock the project, open storage and metadata, start the run log; yield the context."""
+    from dataflow.metadata import ProjectLock, RunStore, new_run_id, open_metadata
+    from dataflow.monitor.logs import prune_logs, run_log
+    from dataflow.monitor.metrics import Metrics
+    from dataflow.storage import open_store
+
+    state_dir = settings.state_dir
+    state_dir.mkdir(parents=True, exist_ok=True)
+    run_id = new_run_id()
+    log_dir = state_dir / "logs"
+    with ProjectLock(state_dir / "dataflow.lock", timeout=settings.run.lock_timeout) as lock:
+        lock.acquire(run_id)
+        db = open_metadata(settings.metadata_url)
+        try:
+            runs = RunStore(db)
+            interrupted = runs.mark_interrupted()
+            with run_log(log_dir, run_id, level=settings.logging.level):
+                if interrupted:
+                    log.warning(
+                        "marked %d run(s) left running by a dead process as interrupted",
+                        interrupted,
+                    )
+                prune_logs(log_dir, retention_days=settings.logging.retention_days)
+                store = open_store(settings)
+                metrics = Metrics(db, run_id=run_id, default_dimensions={"pipeline": settings.name})
+                ctx = RunContext(settings, run_id, options, store, db, metrics, log_dir)
+                yield ctx
+        finally:
+            db.dispose()
+
+
+def run_pipeline(
+    settings: Settings,
+    options: RunOptions | None = None,
+    *,
+    stages: Sequence[Stage] | None = None,
+) -> RunResult:
+    """Run the given stages (default: all that exist) in order and record the run.
+
+    Raises:
+        StageError: a stage failed terminally (the run is recorded as failed first).
+        LockTimeoutError: another run holds the project lock.
+    """
+    from dataflow.metadata import RunStore
+    from dataflow.monitor.logs import stage_context
+
+    options = options or RunOptions()
+    chosen = list(stages) if stages is not None else default_stages()
+    with open_run(settings, options) as ctx:
+        runs = RunStore(ctx.db)
+        stage_names = [stage.name for stage in chosen]
+        params: dict[str, Any] = {
+            "start": options.start.isoformat() if options.start else None,
+            "end": options.end.isoformat() if options.end else None,
+            "full_refresh": options.full_refresh,
+            "endpoints": list(options.endpoints or []),
+            "symbols": list(options.symbols or []),
+            "stages": stage_names,
+        }
+        runs.start_run(ctx.run_id, pipeline=settings.name, trigger=options.trigger, params=params)
+        log.info("run %s started: stages %s", ctx.run_id, ", ".join(stage_names))
+        results: dict[str, StageResult] = {}
+        run_status = "succeeded"
+        failure: StageError | None = None
+        for stage in chosen:
+            runs.start_stage(ctx.run_id, stage.name)
+            started = time.perf_counter()
+            with stage_context(stage.name):
+                try:
+                    result = stage.run(ctx)
+                except (DataflowError, Exception) as exc:
+                    result = StageResult(status="failed", errors=1, message=str(exc))
+                    failure = _wrap(exc, stage.name, ctx.run_id)
+                    log.error("stage %s failed: %s", stage.name, exc)
+                except KeyboardInterrupt:
+                    runs.finish_stage(
+                        ctx.run_id, stage.name, status="failed", message="interrupted by the user"
+                    )
+                    runs.finish_run(
+                        ctx.run_id, status="interrupted", message="interrupted by the user"
+                    )
+                    raise
+            results[stage.name] = result
+            seconds = time.perf_counter() - started
+            ctx.metrics.record(
+                f"Dataflow/{stage.name.capitalize()}",
+                "Duration",
+                seconds,
+                "Seconds",
+                {"stage": stage.name},
+            )
+            runs.finish_stage(
+                ctx.run_id,
+                stage.name,
+                status=result.status,
+                rows=result.rows,
+                bytes=result.bytes,
+                requests=result.requests,
+                errors=result.errors,
+                message=result.message,
+                details=result.details,
+            )
+            if result.status == "failed":
+                run_status = "failed"
+                break
+            if result.status == "partial":
+                run_status = "partial"
+        message = str(failure) if failure else _summary(results)
+        record = runs.finish_run(ctx.run_id, status=run_status, message=message)
+        log.info("run %s %s", ctx.run_id, run_status)
+        ctx.metrics.record("Dataflow/Pipeline", "RunFailed", 1.0 if failure else 0.0, "Count")
+        if failure is not None:
+            raise failure
+        return RunResult(run=record, results=results)
+
+
+def _wrap(exc: BaseException, stage: str, run_id: str) -> StageError:
+    if isinstance(exc, StageError):
+        return exc
+    error = StageError(f"{stage} stage failed in run {run_id}: {exc}", stage=stage, run_id=run_id)
+    error.__cause__ = exc
+    if isinstance(exc, DataflowError):
+        error.exit_code = exc.exit_code
+    elif not isinstance(exc, TerminalError):
+        log.exception("unexpected error in stage %s", stage, exc_info=exc)
+    return error
+
+
+def _summary(results: dict[str, StageResult]) -> str | None:
+    messages = [f"{name}: {r.message}" for name, r in results.items() if r.message]
+    return "; ".join(messages) or None

@@ -1,0 +1,456 @@
+"""The ingest stage: Twelve Data -> immutable raw zone, incrementally.
+
+Every answer the API gives (errors and retried attempts included) lands verbatim as an envelope in
+``raw/twelvedata/<endpoint>/ingest_date=…/<run_id>-<seq>.jsonl.gz``. A watermark per
+(endpoint, symbol, interval) advances only once every envelope of its request is durable, so a
+killed run loses nothing and the next run asks again for exactly what did not land.
+
+With no API key, the built-in simulator is started on an ephemeral loopback port and ingested from
+over real HTTP: the same code path as the real API.
+
+Example:
+    >>> from dataflow.pipeline import RunOptions, run_pipeline   # doctest: +SKIP
+    >>> run_pipeline(settings, RunOptions(endpoints=["quote"])).status   # doctest: +SKIP
+    'succeeded'
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from dataflow.errors import AuthError, DailyLimitError, DataflowError, RequestError
+from dataflow.sources.twelvedata.plan import (
+    SOURCE,
+    PlanItem,
+    format_api_datetime,
+    parse_api_datetime,
+    plan_requests,
+)
+
+if TYPE_CHECKING:
+    from dataflow.metadata import WatermarkKey
+    from dataflow.pipeline import RunContext, StageResult
+    from dataflow.sources.twelvedata.client import Response, TwelveDataClient
+    from dataflow.storage import Manifest, RawFile, RawWriter
+
+log = logging.getLogger("dataflow.sources.twelvedata.ingest")
+
+NO_DATA = "No data is available on the specified dates"
+
+
+@dataclass
+class EndpointStats:
+    """Per-endpoint counters shown in the summary table and recorded as metrics."""
+
+    requests: int = 0
+    ok: int = 0
+    errors: int = 0
+    rows: int = 0
+    credits: int = 0
+    bytes: int = 0
+    files: int = 0
+    rate_limited: int = 0
+    skipped: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        """Plain data for stage details and JSON output."""
+        return dict(self.__dict__)
+
+
+@dataclass
+class Progress:
+    """Live counters for a progress display."""
+
+    planned: int = 0
+    done: int = 0
+    credits: int = 0
+    rows: int = 0
+    errors: int = 0
+    budget: int | None = None
+
+
+@dataclass
+class _Pending:
+    request_ids: set[str]
+    advances: dict[WatermarkKey, dt.datetime]
+
+
+@dataclass
+class IngestState:
+    """Bookkeeping of one ingest: durable request ids, pending watermarks, stats, manifest."""
+
+    run_id: str
+    writer: RawWriter
+    manifest: Manifest
+    stats: dict[str, EndpointStats] = field(default_factory=lambda: defaultdict(EndpointStats))
+    durable: set[str] = field(default_factory=set)
+    pending: list[_Pending] = field(default_factory=list)
+    progress: Progress = field(default_factory=Progress)
+
+
+class IngestStage:
+    """Pipeline stage ``ingest``."""
+
+    name = "ingest"
+
+    def __init__(self, on_progress: Callable[[Progress], None] | None = None) -> None:
+        self.on_progress = on_progress
+
+    def run(self, ctx: RunContext) -> StageResult:
+        """Plan, fetch and land; return counts for the run record."""
+        settings = ctx.settings.sources.twelvedata
+        with _api_base_url(settings.uses_simulator, settings.base_url) as base_url:
+            return asyncio.run(self._ingest(ctx, base_url))
+
+    async def _ingest(self, ctx: RunContext, base_url: str) -> StageResult:
+        from dataflow.metadata import WatermarkStore
+        from dataflow.pipeline import StageResult
+        from dataflow.sources.twelvedata.client import TwelveDataClient
+        from dataflow.storage import Manifest, RawWriter, write_manifest
+
+        settings = ctx.settings.sources.twelvedata
+        opts = ctx.options
+        marks = WatermarkStore(ctx.db)
+        if opts.full_refresh:
+            chosen: list[str | None] = [*opts.endpoints] if opts.endpoints else [None]
+            for name in chosen:
+                marks.reset(source=SOURCE, endpoint=name)
+        known = {key: when for key, when, _ in marks.list(SOURCE)}
+        today = dt.datetime.now(dt.UTC).date()
+        plan = plan_requests(
+            settings,
+            watermarks=known,
+            today=today,
+            endpoints=opts.endpoints,
+            symbols=opts.symbols,
+            start=opts.start,
+            end=opts.end,
+        )
+        writer = RawWriter(ctx.store, source=SOURCE, run_id=ctx.run_id)
+        manifest = Manifest(
+            run_id=ctx.run_id,
+            source=SOURCE,
+            started_at=dt.datetime.now(dt.UTC),
+            finished_at=None,
+            status="running",
+            requests=[],
+            files=[],
+        )
+        state = IngestState(ctx.run_id, writer, manifest)
+        per_minute, per_day = settings.effective_budget()
+        state.progress.planned = len(plan)
+        state.progress.budget = per_day
+        log.info(
+            "ingest: %d requests planned from %s (%s)",
+            len(plan),
+            "the built-in simulator" if settings.uses_simulator else "the Twelve Data API",
+            f"{per_minute} credits/min" if per_minute else "no credit limit",
+        )
+
+        def on_response(response: Response) -> None:
+            self._land(state, marks, response)
+
+        client = TwelveDataClient.from_settings(
+            settings, base_url=base_url, on_response=on_response
+        )
+        stop: str | None = None
+        stop_error: DataflowError | None = None
+        queue: asyncio.Queue[PlanItem] = asyncio.Queue()
+        for item in plan:
+            queue.put_nowait(item)
+
+        async def worker() -> None:
+            nonlocal stop, stop_error
+            while stop is None:
+                try:
+                    item = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                try:
+                    await self._fetch_item(client, state, marks, item)
+                except DailyLimitError as exc:
+                    stop, stop_error = "daily", exc
+                except AuthError as exc:
+                    stop, stop_error = "auth", exc
+                except DataflowError as exc:
+                    state.stats[item.endpoint].errors += 1
+                    state.progress.errors += 1
+                    log.warning("%s %s failed: %s", item.endpoint, ",".join(item.symbols), exc)
+                finally:
+                    state.progress.done += 1
+                    if self.on_progress:
+                        self.on_progress(state.progress)
+
+        started = time.perf_counter()
+        async with client:
+            workers = [asyncio.create_task(worker()) for _ in range(settings.max_concurrency)]
+            await asyncio.gather(*workers)
+            client_stats = client.stats()
+        while not queue.empty():
+            item = queue.get_nowait()
+            state.stats[item.endpoint].skipped += 1
+        self._flush(state, marks)
+        manifest.finished_at = dt.datetime.now(dt.UTC)
+        status = {"daily": "partial", "auth": "failed"}.get(stop or "", "succeeded")
+        manifest.status = status
+        write_manifest(ctx.store, manifest)
+        seconds = time.perf_counter() - started
+        self._record_metrics(ctx, state, seconds)
+
+        totals = EndpointStats()
+        for stats in state.stats.values():
+            for key, value in stats.as_dict().items():
+                setattr(totals, key, getattr(totals, key) + value)
+        details: dict[str, Any] = {
+            "endpoints": {name: s.as_dict() for name, s in sorted(state.stats.items())},
+            "files": len(writer.files),
+            "client": client_stats,
+            "source": "simulator" if settings.uses_simulator else "twelvedata",
+            "seconds": round(seconds, 3),
+        }
+        message = None
+        if stop == "daily":
+            message = (
+                f"daily credit budget reached ({stop_error}); "
+                f"{totals.skipped} request(s) left for the next run"
+            )
+            log.warning("ingest stopped for the day: %s", stop_error)
+        elif stop == "auth":
+            raise stop_error  # type: ignore[misc]
+        elif totals.errors:
+            message = f"{totals.errors} request(s) or symbol(s) failed; see `dataflow runs show`"
+        return StageResult(
+            status=status,
+            rows=totals.rows,
+            bytes=totals.bytes,
+            requests=totals.requests,
+            errors=totals.errors,
+            message=message,
+            details=details,
+        )
+
+    async def _fetch_item(
+        self,
+        client: TwelveDataClient,
+        state: IngestState,
+        marks: Any,
+        item: PlanItem,
+    ) -> None:
+        from dataflow.sources.twelvedata.endpoints import EndpointKind
+
+        params = dict(item.params)
+        series = item.kind in (EndpointKind.SERIES, EndpointKind.INDICATOR)
+        if series:
+            params["interval"] = item.interval
+            if item.start is not None:
+                params["start_date"] = format_api_datetime(item.start, item.interval)
+            if item.end is not None:
+                params["end_date"] = format_api_datetime(item.end, item.interval)
+            params.setdefault("outputsize", 5000)
+        first = await client.fetch(item.endpoint, symbols=item.symbols, params=params)
+        responses = [first]
+        advances: dict[WatermarkKey, dt.datetime] = {}
+        stats = state.stats[item.endpoint]
+        if not item.symbols:
+            if first.outcome.ok:
+                advances[item.keys[0]] = dt.datetime.now(dt.UTC)
+                stats.rows += _rows(first.outcome.payload)
+            else:
+                stats.errors += 1
+        for symbol in item.symbols:
+            result = first.outcome.per_symbol.get(symbol)
+            if result is None or not result.ok:
+                error = result.error if result is not None else first.outcome.error
+                if series and isinstance(error, RequestError) and NO_DATA in str(error):
+                    continue  # nothing new in the window: not an error
+                stats.errors += 1
+                state.progress.errors += 1
+                log.warning("%s %s: %s", item.endpoint, symbol, error)
+                continue
+            stats.rows += result.rows
+            state.progress.rows += result.rows
+            if not series:
+                continue
+            values = _values(result.payload)
+            newest = max((parse_api_datetime(v["datetime"]) for v in values), default=None)
+            if len(values) >= int(params["outputsize"]) and values:
+                oldest = min(parse_api_datetime(v["datetime"]) for v in values)
+                pages = await client.fetch_history(
+                    item.endpoint,
+                    symbol=symbol,
+                    interval=str(item.interval),
+                    start=item.start,
+                    end=oldest,
+                    params=item.params,
+                )
+                responses.extend(pages)
+                for page in pages:
+                    more = page.outcome.per_symbol.get(symbol)
+                    if more is not None and more.ok:
+                        stats.rows += more.rows
+                        state.progress.rows += more.rows
+            if newest is not None:
+                key = next(k for k in item.keys if k.symbol == symbol)
+                advances[key] = newest
+        if advances:
+            pending = _Pending({r.request_id for r in responses}, advances)
+            state.pending.append(pending)
+            self._advance_durable(state, marks)
+
+    def _land(self, state: IngestState, marks: Any, response: Response) -> None:
+        """Store one answer of the API as an envelope (called for every attempt)."""
+        from dataflow.storage import RequestRecord, make_envelope
+
+        stats = state.stats[response.endpoint]
+        stats.requests += 1
+        stats.credits += response.credits
+        state.progress.credits += response.credits
+        if response.status_code == 429:
+            stats.rate_limited += 1
+        if response.outcome.ok:
+            stats.ok += 1
+        envelope = make_envelope(
+            source=SOURCE,
+            endpoint=response.endpoint,
+            path=response.path,
+            params=response.params,
+            status_code=response.status_code,
+            headers=response.headers,
+            body=response.body,
+            received_at=response.received_at,
+            run_id=state.run_id,
+            request_id=response.request_id,
+            symbols=response.symbols,
+        )
+        error = response.outcome.error
+        state.manifest.requests.append(
+            RequestRecord(
+                request_id=response.request_id,
+                endpoint=response.endpoint,
+                path=response.path,
+                params=dict(response.params),
+                symbols=list(response.symbols),
+                outcome="ok" if response.outcome.ok else "error",
+                status_code=response.status_code,
+                error=str(error) if error else None,
+                credits=response.credits,
+                attempts=response.attempts,
+                file=None,
+                rows=sum(r.rows for r in response.outcome.per_symbol.values()),
+            )
+        )
+        flushed = state.writer.add(envelope)
+        if flushed is not None:
+            self._after_flush(state, marks, [flushed])
+
+    def _flush(self, state: IngestState, marks: Any) -> None:
+        files = state.writer.flush()
+        if files:
+            self._after_flush(state, marks, files)
+
+    def _after_flush(self, state: IngestState, marks: Any, files: list[RawFile]) -> None:
+        from dataflow.storage import write_manifest
+
+        by_request = {}
+        for raw in files:
+            state.durable.update(raw.request_ids)
+            stats = state.stats[raw.endpoint]
+            stats.files += 1
+            stats.bytes += raw.bytes
+            for request_id in raw.request_ids:
+                by_request[request_id] = raw.key
+        for record in state.manifest.requests:
+            if record.request_id in by_request:
+                record.file = by_request[record.request_id]
+        state.manifest.files = list(state.writer.files)
+        write_manifest(state.writer.store, state.manifest)
+        self._advance_durable(state, marks)
+
+    def _advance_durable(self, state: IngestState, marks: Any) -> None:
+        ready = [p for p in state.pending if p.request_ids <= state.durable]
+        if not ready:
+            return
+        merged: dict[WatermarkKey, dt.datetime] = {}
+        for pending in ready:
+            for key, when in pending.advances.items():
+                merged[key] = max(when, merged.get(key, when))
+        marks.advance(merged, run_id=state.run_id)
+        state.pending = [p for p in state.pending if p not in ready]
+
+    def _record_metrics(self, ctx: RunContext, state: IngestState, seconds: float) -> None:
+        from dataflow.monitor.metrics import Datapoint
+
+        now = dt.datetime.now(dt.UTC)
+        points = []
+        names = {
+            "requests": ("Requests", "Count"),
+            "errors": ("Errors", "Count"),
+            "rows": ("RowsFetched", "Count"),
+            "credits": ("CreditsUsed", "Count"),
+            "bytes": ("BytesLanded", "Bytes"),
+            "rate_limited": ("RateLimited", "Count"),
+        }
+        dims = {"pipeline": ctx.settings.name}
+        for endpoint, stats in state.stats.items():
+            for attr, (metric, unit) in names.items():
+                points.append(
+                    Datapoint(
+                        "Dataflow/Ingest",
+                        metric,
+                        float(getattr(stats, attr)),
+                        unit,
+                        {**dims, "endpoint": endpoint},
+                        now,
+                        ctx.run_id,
+                    )
+                )
+        ctx.metrics.record_many(points)
+        ctx.metrics.record("Dataflow/Ingest", "IngestSeconds", seconds, "Seconds")
+
+
+def _values(payload: Any) -> list[dict[str, Any]]:
+    if isinstance(payload, dict):
+        values = payload.get("values")
+        if isinstance(values, list):
+            return [v for v in values if isinstance(v, dict) and "datetime" in v]
+    return []
+
+
+def _rows(payload: Any) -> int:
+    if isinstance(payload, list):
+        return len(payload)
+    if isinstance(payload, dict):
+        for key in ("values", "data"):
+            if isinstance(payload.get(key), list):
+                return len(payload[key])
+        return 1
+    return 0
+
+
+@contextmanager
+def _api_base_url(use_simulator: bool, base_url: str) -> Iterator[str]:
+    """The API root to talk to: the real one, or a simulator started for this ingest."""
+    if not use_simulator:
+        yield base_url
+        return
+    from dataflow.sources.twelvedata.simulator import SimulatorConfig, SimulatorServer
+
+    with SimulatorServer(SimulatorConfig()) as server:
+        log.info("no API key configured: ingesting from the built-in simulator at %s", server.url)
+        yield server.url
+
+
+def summarize(stats: dict[str, dict[str, int]]) -> Counter[str]:
+    """Totals over endpoints (for the CLI's last line)."""
+    total: Counter[str] = Counter()
+    for values in stats.values():
+        total.update(values)
+    return total

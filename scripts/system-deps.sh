@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Debian packages the test suite needs, installed when missing:
+#   postgresql  — a throwaway server (started by the tests on 127.0.0.1) for the metadata-DB tests
+set -euo pipefail
+need=()
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "system-deps: please install: ${need[*]} (apt-get install ${need[*]})" >&2
+    exit 1
+  fi
+  echo "system-deps: installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
