@@ -247,10 +247,25 @@ class S3Settings(_Model):
     anon: bool = Field(False, description="Anonymous access (public buckets).")
 
 
+class RawZoneSettings(_Model):
+    """How the raw zone groups envelopes into files."""
+
+    file_max_lines: int = Field(500, ge=1, description="Envelopes per raw file at most.")
+    file_max_bytes: int = Field(
+        8_000_000, ge=1024, description="Uncompressed bytes per raw file at most."
+    )
+    flush_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="Write buffered envelopes at least this often (what a killed run can lose).",
+    )
+
+
 class StorageSettings(_Model):
     """Object storage."""
 
     s3: S3Settings = Field(default_factory=S3Settings)
+    raw: RawZoneSettings = Field(default_factory=RawZoneSettings)
 
 
 class MetadataSettings(_Model):

@@ -7,11 +7,13 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 
@@ -100,3 +102,42 @@ def postgres_url() -> Iterator[str]:
             check=False,
         )
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def s3_server_url() -> Iterator[str]:
+    """An S3-compatible server (moto) on 127.0.0.1 with a bucket named ``bucket``."""
+    moto_server = Path(sys.executable).parent / "moto_server"
+    if not moto_server.exists():
+        pytest.skip("moto_server not installed (pip install 'moto[server]')")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [str(moto_server), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"moto_server exited with {process.returncode}")
+            try:
+                if httpx.get(f"{url}/moto-api/", timeout=1).status_code < 500:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("moto_server did not answer within 30 s")
+            time.sleep(0.1)
+        # A bucket is created with a plain PUT (moto needs no location constraint in us-east-1).
+        response = httpx.put(f"{url}/bucket", timeout=10)
+        assert response.status_code == 200, response.text
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

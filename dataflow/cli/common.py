@@ -48,11 +48,14 @@ DebugOption = Annotated[
 ]
 
 
+@functools.cache
 def console(stderr: bool = False) -> Console:
-    """A Rich console; plain when not a terminal."""
+    """The Rich console of stdout (or stderr); 160 columns wide when not a terminal."""
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() or os.environ.get("COLUMNS") else 160
+    return Console(stderr=stderr, highlight=False, soft_wrap=False, width=width)
 
 
 def settings_for(project: Path | None, **overrides: Any) -> Settings:

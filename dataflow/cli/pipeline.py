@@ -93,10 +93,12 @@ def _execute(
     output: OutputFormat,
     only: str | None,
 ) -> None:
+    from dataflow.monitor.logs import configure_logging
     from dataflow.pipeline import RunOptions, default_stages, run_pipeline
     from dataflow.sources.twelvedata.ingest import IngestStage
 
     settings = settings_for(project)
+    configure_logging(level=settings.logging.level, rich_console=console(stderr=True))
     options = RunOptions(
         start=_parse_when(start, "--start"),
         end=_parse_when(end, "--end"),

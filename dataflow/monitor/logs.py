@@ -174,10 +174,13 @@ def get_logger(name: str) -> logging.Logger:
     return logging.getLogger(f"{ROOT_LOGGER}.{name}")
 
 
-def configure_logging(*, level: str = "INFO", console: bool = True) -> None:
+def configure_logging(
+    *, level: str = "INFO", console: bool = True, rich_console: Any = None
+) -> None:
     """Set up readable console output (Rich, on stderr) for the ``dataflow`` loggers.
 
-    Calling it again replaces the console handler instead of adding a second one.
+    Calling it again replaces the console handler instead of adding a second one. Pass the
+    ``rich_console`` a progress bar draws on, so log lines print above the bar.
 
     Example:
         >>> configure_logging(level="WARNING", console=False)
@@ -192,7 +195,7 @@ def configure_logging(*, level: str = "INFO", console: bool = True) -> None:
         from rich.logging import RichHandler
 
         handler = RichHandler(
-            console=Console(stderr=True),
+            console=rich_console or Console(stderr=True),
             show_path=False,
             rich_tracebacks=False,
             markup=False,

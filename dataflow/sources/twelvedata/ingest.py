@@ -26,7 +26,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from dataflow.errors import AuthError, DailyLimitError, DataflowError, RequestError
+from dataflow.errors import (
+    AuthError,
+    DailyLimitError,
+    DataflowError,
+    RequestError,
+    TransientError,
+)
 from dataflow.sources.twelvedata.plan import (
     SOURCE,
     PlanItem,
@@ -94,6 +100,8 @@ class IngestState:
     durable: set[str] = field(default_factory=set)
     pending: list[_Pending] = field(default_factory=list)
     progress: Progress = field(default_factory=Progress)
+    flush_seconds: float = 5.0
+    last_flush: float = field(default_factory=time.monotonic)
 
 
 class IngestStage:
@@ -134,7 +142,14 @@ class IngestStage:
             start=opts.start,
             end=opts.end,
         )
-        writer = RawWriter(ctx.store, source=SOURCE, run_id=ctx.run_id)
+        raw = ctx.settings.storage.raw
+        writer = RawWriter(
+            ctx.store,
+            source=SOURCE,
+            run_id=ctx.run_id,
+            max_lines=raw.file_max_lines,
+            max_bytes=raw.file_max_bytes,
+        )
         manifest = Manifest(
             run_id=ctx.run_id,
             source=SOURCE,
@@ -144,7 +159,7 @@ class IngestStage:
             requests=[],
             files=[],
         )
-        state = IngestState(ctx.run_id, writer, manifest)
+        state = IngestState(ctx.run_id, writer, manifest, flush_seconds=raw.flush_seconds)
         per_minute, per_day = settings.effective_budget()
         state.progress.planned = len(plan)
         state.progress.budget = per_day
@@ -263,10 +278,22 @@ class IngestStage:
             if first.outcome.ok:
                 advances[item.keys[0]] = dt.datetime.now(dt.UTC)
                 stats.rows += _rows(first.outcome.payload)
+                state.progress.rows += _rows(first.outcome.payload)
             else:
                 stats.errors += 1
+                state.progress.errors += 1
+        results = dict(first.outcome.per_symbol)
+        if len(item.symbols) > 1:
+            # A symbol that failed transiently inside a batch whose other symbols landed is asked
+            # again on its own, once; the client already retried the batch as a whole.
+            for symbol in item.symbols:
+                failed = results.get(symbol)
+                if failed is not None and isinstance(failed.error, TransientError):
+                    again = await client.fetch(item.endpoint, symbols=[symbol], params=params)
+                    responses.append(again)
+                    results[symbol] = again.outcome.per_symbol.get(symbol, failed)
         for symbol in item.symbols:
-            result = first.outcome.per_symbol.get(symbol)
+            result = results.get(symbol)
             if result is None or not result.ok:
                 error = result.error if result is not None else first.outcome.error
                 if series and isinstance(error, RequestError) and NO_DATA in str(error):
@@ -350,6 +377,8 @@ class IngestStage:
         flushed = state.writer.add(envelope)
         if flushed is not None:
             self._after_flush(state, marks, [flushed])
+        elif time.monotonic() - state.last_flush >= state.flush_seconds:
+            self._flush(state, marks)
 
     def _flush(self, state: IngestState, marks: Any) -> None:
         files = state.writer.flush()
@@ -359,18 +388,13 @@ class IngestStage:
     def _after_flush(self, state: IngestState, marks: Any, files: list[RawFile]) -> None:
         from dataflow.storage import write_manifest
 
-        by_request = {}
+        state.last_flush = time.monotonic()
         for raw in files:
             state.durable.update(raw.request_ids)
             stats = state.stats[raw.endpoint]
             stats.files += 1
             stats.bytes += raw.bytes
-            for request_id in raw.request_ids:
-                by_request[request_id] = raw.key
-        for record in state.manifest.requests:
-            if record.request_id in by_request:
-                record.file = by_request[record.request_id]
-        state.manifest.files = list(state.writer.files)
+        state.manifest.record_files(files)
         write_manifest(state.writer.store, state.manifest)
         self._advance_durable(state, marks)
 

@@ -1,0 +1,163 @@
+"""Entry point of ``make bench``: run the benchmarks and print ONE JSON document on stdout.
+
+Progress goes to stderr. Every figure comes with a baseline measured in the same run, because the
+machines are shared and noisy: read the ratios first, the absolute numbers second.
+
+Usage::
+
+    .venv/bin/python bench/run.py                  # everything (~1 minute)
+    .venv/bin/python bench/run.py --quick          # fewer repeats, smaller workloads
+    .venv/bin/python bench/run.py --only credits   # one benchmark (repeat --only for more)
+
+Benchmarks: ``cli`` (start time of ``dataflow --help``), ``ingest`` (throughput against the
+simulator with unlimited credits), ``credits`` (credit utilisation under a budget, 429s).
+The exit status is 0 when every benchmark ran, whether or not it met its target (the targets'
+pass/fail are in the JSON); 1 when a benchmark crashed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+# `python bench/run.py` puts bench/ first on sys.path: the sibling modules import directly
+import bench_cli
+import bench_credits
+import bench_ingest
+from harness import log
+
+BENCHMARKS: dict[str, Callable[..., dict[str, Any]]] = {
+    "cli": bench_cli.run,
+    "ingest": bench_ingest.run,
+    "credits": bench_credits.run,
+}
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "load_avg_1m": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
+
+
+def summary(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The headline rows: figure, value, baseline, ratio, target, pass."""
+    rows: list[dict[str, Any]] = []
+    cli = results.get("cli")
+    if isinstance(cli, dict) and "median_ms" in cli:
+        rows.append(
+            {
+                "figure": "dataflow --help (ms, median)",
+                "value": cli["dataflow_help_ms"],
+                "baseline": cli["median_ms"]["python_pass"],
+                "ratio": cli["ratio_to_python_pass"],
+                "target": f"< {cli['target_ms']:g} ms",
+                "pass": cli["pass"],
+            }
+        )
+    ingest = results.get("ingest")
+    if isinstance(ingest, dict) and "ours" in ingest:
+        ours, base = ingest["ours"], ingest["baseline_bare_httpx"]
+        rows += [
+            {
+                "figure": "ingest responses/s",
+                "value": ours["responses_per_s"],
+                "baseline": base["responses_per_s"],
+                "ratio": ingest["ratio_responses_per_s"],
+                "target": None,
+                "pass": None,
+            },
+            {
+                "figure": "ingest client CPU ms/response",
+                "value": ours["cpu_ms_per_response"],
+                "baseline": base["cpu_ms_per_response"],
+                "ratio": ingest["ratio_cpu_per_response"],
+                "target": None,
+                "pass": None,
+            },
+        ]
+    credits = results.get("credits")
+    if isinstance(credits, dict) and "credits_used" in credits:
+        rows += [
+            {
+                "figure": "credit utilisation (full windows)",
+                "value": credits["utilisation_full_windows"],
+                "baseline": None,
+                "ratio": None,
+                "target": f">= {credits['target_utilisation']:g}",
+                "pass": credits["pass_utilisation"],
+            },
+            {
+                "figure": "429 responses under budget",
+                "value": credits["responses_429"],
+                "baseline": None,
+                "ratio": None,
+                "target": "0",
+                "pass": credits["pass_429"],
+            },
+        ]
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the chosen benchmarks; print the JSON document; 0 unless a benchmark crashed."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=sorted(BENCHMARKS),
+        help="run only this benchmark (repeatable)",
+    )
+    parser.add_argument("--quick", action="store_true", help="fewer repeats, smaller workloads")
+    args = parser.parse_args(argv)
+    chosen = args.only or list(BENCHMARKS)
+    started = time.perf_counter()
+    document: dict[str, Any] = {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "command": " ".join(
+            ["python", "bench/run.py", *(argv if argv is not None else sys.argv[1:])]
+        ),
+        "quick": args.quick,
+        "machine": machine(),
+        "results": {},
+    }
+    failed = False
+    for name in chosen:
+        log(f"--- {name}")
+        t0 = time.perf_counter()
+        try:
+            document["results"][name] = BENCHMARKS[name](quick=args.quick)
+        except Exception as exc:
+            failed = True
+            traceback.print_exc(file=sys.stderr)
+            document["results"][name] = {"error": f"{type(exc).__name__}: {exc}"}
+        log(f"--- {name} done in {time.perf_counter() - t0:.1f} s")
+    document["summary"] = summary(document["results"])
+    document["seconds"] = round(time.perf_counter() - started, 1)
+    print(json.dumps(document, indent=2))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
