@@ -479,6 +479,24 @@ def _set_path(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
 _FIXES = {
     "extra_forbidden": "remove it or check the spelling (see `dataflow init` for every key)",
     "missing": "add it",
+    "int_parsing": "use a whole number",
+    "int_type": "use a whole number",
+    "int_from_float": "use a whole number",
+    "float_parsing": "use a number",
+    "float_type": "use a number",
+    "bool_parsing": "use true or false",
+    "bool_type": "use true or false",
+    "date_parsing": "use a date like 2025-01-31",
+    "date_from_datetime_parsing": "use a date like 2025-01-31",
+    "date_type": "use a date like 2025-01-31",
+    "string_type": "use text (quote it in YAML)",
+    "dict_type": "use a mapping of key: value",
+    "list_type": "use a list, e.g. [a, b]",
+    "enum": "use one of the values listed",
+    "greater_than_equal": "use a value of at least {ge}",
+    "greater_than": "use a value above {gt}",
+    "less_than_equal": "use a value of at most {le}",
+    "less_than": "use a value below {lt}",
 }
 
 
@@ -501,5 +519,5 @@ def _config_error(
         return ConfigError(f"{source}: {key}: unknown setting — {_FIXES['extra_forbidden']}")
     message = str(err["msg"])
     message = message.removeprefix("Value error, ")
-    fix = _FIXES.get(err["type"], "fix the value")
+    fix = _FIXES.get(err["type"], "fix the value").format(**err.get("ctx", {}))
     return ConfigError(f"{source}: {key}: {shown} is invalid ({message}) — {fix}")

@@ -119,7 +119,7 @@ def test_api_key_never_prints(tmp_path: Path) -> None:
         (
             "sources:\n  twelvedata:\n    batch_size: lots\n",
             {},
-            r"dataflow.yaml: sources.twelvedata.batch_size: 'lots' is invalid .* — fix the value",
+            r"batch_size: 'lots' is invalid .* — use a whole number",
         ),
         (
             "sources:\n  twelvedata:\n    batch_sise: 3\n",
