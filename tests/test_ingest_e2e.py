@@ -354,3 +354,31 @@ def test_run_into_an_s3_warehouse(tmp_path: Path, s3_server_url: str) -> None:
     keys = [row["key"] for row in json.loads(listed.stdout)]
     assert {k.split("/")[2] for k in keys} == {"quote", "stocks"}
     assert (project / ".dataflow" / "dataflow.db").is_file()
+
+
+def test_full_refresh_fetches_the_whole_history_again(
+    tmp_path: Path, keyed_sim: SimulatorServer, key_env: dict[str, str]
+) -> None:
+    project = make_project(tmp_path / "p", url=keyed_sim.url, symbols={"stocks": ["AAPL"]})
+    args = ["ingest", "--project", str(project), "--no-progress", "--format", "json",
+            "--endpoints", "time_series"]  # fmt: skip
+    first = json.loads(cli(*args).stdout)["results"]["ingest"]["rows"]
+    incremental = json.loads(cli(*args).stdout)["results"]["ingest"]["rows"]
+    refreshed = json.loads(cli(*args, "--full-refresh").stdout)["results"]["ingest"]["rows"]
+    assert incremental == 2, "only the watermark bar of each interval"
+    assert refreshed == first > 100
+
+
+def test_optional_endpoints_can_be_enabled(tmp_path: Path, keyed_sim: SimulatorServer,
+                                           key_env: dict[str, str]) -> None:  # fmt: skip
+    optional = ["earnings", "dividends", "splits", "profile", "statistics"]
+    endpoints: dict[str, Any] = {name: {"asset_classes": ["stocks"]} for name in optional}
+    endpoints.update(market_state={}, api_usage={}, symbol_search={"params": {"symbol": "AAPL"}})
+    project = make_project(tmp_path / "p", url=keyed_sim.url, endpoints=endpoints,
+                           symbols={"stocks": ["AAPL", "MSFT"]})  # fmt: skip
+    result = cli("ingest", "--project", str(project), "--no-progress", "--format", "json")
+    assert result.exit_code == 0, result.output
+    stats = json.loads(result.stdout)["results"]["ingest"]["details"]["endpoints"]
+    assert set(stats) == set(endpoints)
+    assert all(s["errors"] == 0 and s["rows"] > 0 for s in stats.values()), stats
+    assert stats["statistics"]["credits"] == 2 * 50, "fundamentals cost their weight per symbol"
