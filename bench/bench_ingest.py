@@ -77,6 +77,11 @@ def project_config(base_url: str, *, quick: bool) -> dict[str, Any]:
     }
 
 
+def _server_cpu(sim: SimulatorProcess, before: float | None) -> float | None:
+    after = sim.cpu_seconds()
+    return None if before is None or after is None else after - before
+
+
 def _run_ours(project: Path, *, warmup: bool = False) -> dict[str, Any]:
     """One full-refresh ``run_pipeline``; returns its measures."""
     from dataflow.config import load_settings
@@ -161,7 +166,7 @@ def _run_baseline(base_url: str, requests: list[tuple[str, dict[str, str]]]) -> 
 
 def run(*, quick: bool = False) -> dict[str, Any]:
     """Run the throughput benchmark; returns its figures (see the module docstring)."""
-    rounds = 1 if quick else 3
+    rounds = 2 if quick else 5
     ours: list[dict[str, Any]] = []
     base: list[dict[str, Any]] = []
     with SimulatorProcess() as sim, temp_project(project_config("http://x", quick=quick)) as tmp:
@@ -176,11 +181,15 @@ def run(*, quick: bool = False) -> dict[str, Any]:
         requests: list[tuple[str, dict[str, str]]] = []
         for i in range(rounds):
             log(f"ingest: round {i + 1}/{rounds}: run_pipeline")
+            server_cpu = sim.cpu_seconds()
             ours.append(_run_ours(tmp))
+            ours[-1]["server_cpu_s"] = _server_cpu(sim, server_cpu)
             if not requests:
                 requests = _requests_of_run(tmp, ours[-1]["run_id"])
             log(f"ingest: round {i + 1}/{rounds}: bare httpx, {len(requests)} requests")
+            server_cpu = sim.cpu_seconds()
             base.append(_run_baseline(sim.url, requests))
+            base[-1]["server_cpu_s"] = _server_cpu(sim, server_cpu)
         server = sim.stats()
     return _figures(ours, base, server)
 
@@ -199,6 +208,12 @@ def _figures(
     ours_payload_mbs = median([r["payload_bytes"] / r["wall_s"] / MB for r in ours])
     base_payload_mbs = median([r["payload_bytes"] / r["wall_s"] / MB for r in base])
     landed_mbs = median([r["landed_bytes"] / r["wall_s"] / MB for r in ours])
+
+    def busy(runs: list[dict[str, Any]], key: str) -> float | None:
+        """Median share of one core the process was busy during the runs."""
+        shares = [r[key] / r["wall_s"] for r in runs if r.get(key) is not None]
+        return round(median(shares), 3) if shares else None
+
     return {
         "rounds": len(ours),
         "concurrency": CONCURRENCY,
@@ -218,6 +233,8 @@ def _figures(
             "landed_mb_per_s": round(landed_mbs, 3),
             "cpu_s": round(med(ours, "cpu_s"), 3),
             "cpu_ms_per_response": round(ours_cpu * 1000, 3),
+            "client_cpu_busy": busy(ours, "cpu_s"),
+            "simulator_cpu_busy": busy(ours, "server_cpu_s"),
         },
         "baseline_bare_httpx": {
             "wall_s": round(med(base, "wall_s"), 3),
@@ -225,6 +242,8 @@ def _figures(
             "payload_mb_per_s": round(base_payload_mbs, 3),
             "cpu_s": round(med(base, "cpu_s"), 3),
             "cpu_ms_per_response": round(base_cpu * 1000, 3),
+            "client_cpu_busy": busy(base, "cpu_s"),
+            "simulator_cpu_busy": busy(base, "server_cpu_s"),
             "responses_by_status": base[-1]["responses_by_status"],
         },
         "ratio_responses_per_s": ratio(ours_rps, base_rps),

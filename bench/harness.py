@@ -123,6 +123,17 @@ class SimulatorProcess:
         data: dict[str, Any] = answer.json()
         return data
 
+    def cpu_seconds(self) -> float | None:
+        """CPU (user + system) the simulator process used so far; ``None`` off Linux."""
+        if self._proc is None:
+            return None
+        try:
+            fields = Path(f"/proc/{self._proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        # utime and stime are fields 14 and 15 of stat(5); fields[0] here is field 3
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def reset(self) -> None:
         """``POST /simulator/reset``: zero the stats and credit windows."""
         httpx.post(f"{self.url}/simulator/reset", timeout=10).raise_for_status()

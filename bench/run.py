@@ -101,8 +101,8 @@ def summary(results: dict[str, Any]) -> list[dict[str, Any]]:
     if isinstance(credits, dict) and "credits_used" in credits:
         rows += [
             {
-                "figure": "credit utilisation (full windows)",
-                "value": credits["utilisation_full_windows"],
+                "figure": "credit utilisation (credits / budget x windows elapsed)",
+                "value": credits["utilisation"],
                 "baseline": None,
                 "ratio": None,
                 "target": f">= {credits['target_utilisation']:g}",

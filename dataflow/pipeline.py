@@ -109,7 +109,7 @@ def default_stages() -> list[Stage]:
 def open_run(settings: Settings, options: RunOptions) -> Iterator[RunContext]:
     """Lock the project, open storage and metadata, start the run log; yield the context."""
     from dataflow.metadata import ProjectLock, RunStore, new_run_id, open_metadata
-    from dataflow.monitor.logs import prune_logs, run_log
+    from dataflow.monitor.logs import prune_logs, run_log, stage_context
     from dataflow.monitor.metrics import Metrics
     from dataflow.storage import open_store
 
@@ -123,7 +123,8 @@ def open_run(settings: Settings, options: RunOptions) -> Iterator[RunContext]:
         try:
             runs = RunStore(db)
             interrupted = runs.mark_interrupted()
-            with run_log(log_dir, run_id, level=settings.logging.level):
+            # Records outside any stage (the runner's own) carry the stage "pipeline".
+            with run_log(log_dir, run_id, level=settings.logging.level), stage_context("pipeline"):
                 if interrupted:
                     log.warning(
                         "marked %d run(s) left running by a dead process as interrupted",
