@@ -113,6 +113,9 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"non-JSON constant {name}")
 
 
+_UNPARSED: Any = object()
+
+
 def parse_body(body: bytes | str) -> tuple[Any, str]:
     """``(payload, payload_format)``: the parsed JSON and ``"json"``, or the text and ``"text"``.
 
@@ -150,6 +153,7 @@ def make_envelope(
     run_id: str,
     request_id: str,
     symbols: Sequence[str] = (),
+    parsed: Any = _UNPARSED,
 ) -> dict[str, Any]:
     """Wrap one API response in an envelope, without any credential.
 
@@ -165,6 +169,7 @@ def make_envelope(
         run_id: the run that made the request.
         request_id: unique id of the request within the run.
         symbols: the symbols the request was for.
+        parsed: the body already decoded as JSON by the caller (saves decoding it twice).
 
     Example:
         >>> env = make_envelope(source="twelvedata", endpoint="quote", path="/quote",
@@ -179,7 +184,10 @@ def make_envelope(
     clean_path, clean_params = _clean_params(path, params)
     lowered = {str(name).lower(): str(value) for name, value in headers.items()}
     kept_headers = {name: lowered[name] for name in KEPT_HEADERS if name in lowered}
-    payload, payload_format = parse_body(body)
+    if parsed is _UNPARSED:
+        payload, payload_format = parse_body(body)
+    else:
+        payload, payload_format = parsed, "json"
     return {
         "envelope_version": ENVELOPE_VERSION,
         "source": source,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import re
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
@@ -32,6 +33,7 @@ from dataflow.errors import (
     DataflowError,
     RequestError,
     TransientError,
+    TransportError,
 )
 from dataflow.sources.twelvedata.plan import (
     SOURCE,
@@ -50,6 +52,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("dataflow.sources.twelvedata.ingest")
 
 NO_DATA = "No data is available on the specified dates"
+_NON_STRICT = re.compile(rb"NaN|Infinity")
 
 
 @dataclass
@@ -307,9 +310,11 @@ class IngestStage:
             if not series:
                 continue
             values = _values(result.payload)
-            newest = max((parse_api_datetime(v["datetime"]) for v in values), default=None)
+            # One series shares one datetime format, so the text order is the time order.
+            stamps = [v["datetime"] for v in values]
+            newest = parse_api_datetime(max(stamps)) if stamps else None
             if len(values) >= int(params["outputsize"]) and values:
-                oldest = min(parse_api_datetime(v["datetime"]) for v in values)
+                oldest = parse_api_datetime(min(stamps))
                 pages = await client.fetch_history(
                     item.endpoint,
                     symbol=symbol,
@@ -356,6 +361,7 @@ class IngestStage:
             run_id=state.run_id,
             request_id=response.request_id,
             symbols=response.symbols,
+            **_parsed(response),
         )
         error = response.outcome.error
         state.manifest.requests.append(
@@ -438,6 +444,17 @@ class IngestStage:
                 )
         ctx.metrics.record_many(points)
         ctx.metrics.record("Dataflow/Ingest", "IngestSeconds", seconds, "Seconds")
+
+
+def _parsed(response: Response) -> dict[str, Any]:
+    """The body as the classifier decoded it, unless it was not strict JSON.
+
+    Bodies that are not JSON, or use NaN/Infinity, are left to the raw zone's own strict parser,
+    which stores them as text so the envelope stays valid JSON.
+    """
+    if isinstance(response.outcome.error, TransportError) or _NON_STRICT.search(response.body):
+        return {}
+    return {"parsed": response.outcome.payload}
 
 
 def _values(payload: Any) -> list[dict[str, Any]]:
