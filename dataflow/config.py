@@ -277,6 +277,36 @@ class MetadataSettings(_Model):
     )
 
 
+class CatalogType(StrEnum):
+    """Where the Iceberg catalog lives."""
+
+    SQL = "sql"
+    """Iceberg SQL catalog in a database (default: the metadata database)."""
+    REST = "rest"
+    """An Iceberg REST catalog at ``catalog.url``."""
+    GLUE = "glue"
+    """The AWS Glue Data Catalog (needs boto3 and AWS credentials)."""
+
+
+class CatalogSettings(_Model):
+    """The Iceberg catalog of the clean tables."""
+
+    type: CatalogType = Field(CatalogType.SQL, description="sql, rest or glue.")
+    url: SecretStr | None = Field(
+        None, description="SQLAlchemy URL (sql) or REST endpoint; default: the metadata database."
+    )
+    namespace: str = Field("market", description="Namespace (database) of the clean tables.")
+
+
+class TransformSettings(_Model):
+    """The transform stage."""
+
+    engine: str = Field("duckdb", description="SQL engine that runs the models.")
+    batch_files: int = Field(
+        200, ge=1, description="Raw files read per batch (bounds memory on any input size)."
+    )
+
+
 class RunSettings(_Model):
     """Pipeline runs."""
 
@@ -309,6 +339,8 @@ class Settings(_Model):
     sources: SourcesSettings = Field(default_factory=SourcesSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     metadata: MetadataSettings = Field(default_factory=MetadataSettings)
+    catalog: CatalogSettings = Field(default_factory=CatalogSettings)
+    transform: TransformSettings = Field(default_factory=TransformSettings)
     run: RunSettings = Field(default_factory=RunSettings)
     logging: LogSettings = Field(default_factory=LogSettings)
 
@@ -513,7 +545,10 @@ def _config_error(
     source = origin or str(config_path)
     key = ".".join(loc) or "(top level)"
     value = err.get("input")
-    secret = {"api_key", "access_key_id", "secret_access_key"} & set(loc) or key == "metadata.url"
+    secret = {"api_key", "access_key_id", "secret_access_key"} & set(loc) or key in {
+        "metadata.url",
+        "catalog.url",
+    }
     shown = "***" if secret else repr(value)
     if err["type"] == "extra_forbidden":
         return ConfigError(f"{source}: {key}: unknown setting — {_FIXES['extra_forbidden']}")
