@@ -19,6 +19,10 @@ retry logic whether trying again can help::
     │   └── ImmutableError          (Terminal)  an attempt to overwrite a raw-zone object
     ├── MetadataError                           metadata database
     │   └── LockTimeoutError        (Terminal)  another run holds the project lock
+    ├── CatalogError                            Data Catalog: Iceberg and external tables
+    │   └── NoSuchTableError        (Terminal)  the table named is not in the catalog -> exit 2
+    ├── TransformError                          the transform stage
+    │   └── ModelError              (Terminal)  a SQL model is wrong (header, SQL, keys) -> exit 2
     └── StageError                              a stage failed; wraps the cause once with context
 
 ``exit_code`` is what the CLI exits with: 2 for bad input or configuration, 1 otherwise.
@@ -133,6 +137,26 @@ class LockTimeoutError(MetadataError, TerminalError):
     """Another run holds the project lock for longer than the configured timeout."""
 
 
+class CatalogError(DataflowError):
+    """Base of Data Catalog errors (Iceberg tables, external tables, the crawler)."""
+
+
+class NoSuchTableError(CatalogError, TerminalError):
+    """The table named is not in the catalog."""
+
+    exit_code = 2
+
+
+class TransformError(DataflowError):
+    """Base of transform-stage errors."""
+
+
+class ModelError(TransformError, TerminalError):
+    """A SQL model is wrong: its header, its SQL, or its key columns. Fix the model file."""
+
+    exit_code = 2
+
+
 # --- pipeline ------------------------------------------------------------------------------------
 
 
@@ -153,12 +177,15 @@ def is_transient(exc: BaseException) -> bool:
 __all__ = [
     "ApiError",
     "AuthError",
+    "CatalogError",
     "ConfigError",
     "DailyLimitError",
     "DataflowError",
     "ImmutableError",
     "LockTimeoutError",
     "MetadataError",
+    "ModelError",
+    "NoSuchTableError",
     "RateLimitError",
     "RequestError",
     "ServerError",
@@ -166,6 +193,7 @@ __all__ = [
     "StageError",
     "StorageError",
     "TerminalError",
+    "TransformError",
     "TransientError",
     "TransportError",
     "is_transient",

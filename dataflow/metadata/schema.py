@@ -9,7 +9,7 @@ stores naive UTC there (ISO text that sorts like time) and turns values back int
 on the way out; PostgreSQL gets ``timestamp with time zone``.
 
 Example:
-    >>> sorted(t.name for t in metadata.sorted_tables)
+    >>> sorted(t.name for t in metadata.sorted_tables)[4:]
     ['metric_points', 'run_stages', 'runs', 'watermarks']
 """
 
@@ -169,11 +169,81 @@ metric_points = sa.Table(
     sa.Index("ix_metric_points_run_id", "run_id"),
 )
 
+# --- external tables (the Glue-crawler registry, dataflow.catalog.external) ----------------------
+
+external_tables = sa.Table(
+    "external_tables",
+    metadata,
+    sa.Column("database", sa.String(255), primary_key=True),
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("location", sa.Text(), nullable=False),
+    sa.Column("classification", sa.String(50), nullable=False),
+    sa.Column("columns", _json(), nullable=False),
+    sa.Column("partition_keys", _json(), nullable=False),
+    sa.Column("parameters", _json(), nullable=False),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.Column("deprecated", sa.Boolean(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("last_crawled_at", UTCDateTime(), nullable=True),
+)
+
+_EXTERNAL_FK = (["database", "name"], ["external_tables.database", "external_tables.name"])
+
+external_table_versions = sa.Table(
+    "external_table_versions",
+    metadata,
+    sa.Column("database", sa.String(255), primary_key=True),
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("version", sa.Integer(), primary_key=True),
+    sa.Column("location", sa.Text(), nullable=False),
+    sa.Column("classification", sa.String(50), nullable=False),
+    sa.Column("columns", _json(), nullable=False),
+    sa.Column("partition_keys", _json(), nullable=False),
+    sa.Column("parameters", _json(), nullable=False),
+    sa.Column("deprecated", sa.Boolean(), nullable=False),
+    sa.Column("archived_at", UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(*_EXTERNAL_FK, ondelete="CASCADE"),
+)
+
+external_partitions = sa.Table(
+    "external_partitions",
+    metadata,
+    sa.Column("database", sa.String(255), primary_key=True),
+    sa.Column("name", sa.String(255), primary_key=True),
+    # JSON of the values list: one string that can be a key, in the partition-key order.
+    sa.Column("values_key", sa.String(1024), primary_key=True),
+    sa.Column("values", _json(), nullable=False),
+    sa.Column("location", sa.Text(), nullable=False),
+    sa.Column("parameters", _json(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(*_EXTERNAL_FK, ondelete="CASCADE"),
+)
+
+external_files = sa.Table(
+    "external_files",
+    metadata,
+    sa.Column("database", sa.String(255), primary_key=True),
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("key", sa.String(1024), primary_key=True),
+    sa.Column("size", sa.BigInteger(), nullable=False),
+    sa.Column("modified", UTCDateTime(), nullable=True),
+    # The file's inferred schema as the crawler saw it, so an unchanged file is not read again.
+    sa.Column("schema", _json(), nullable=False),
+    sa.Column("crawled_at", UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(*_EXTERNAL_FK, ondelete="CASCADE"),
+)
+
 __all__ = [
     "UTC",
     "VERSION_TABLE",
     "UTCDateTime",
     "canonical_dimensions",
+    "external_files",
+    "external_partitions",
+    "external_table_versions",
+    "external_tables",
     "metadata",
     "metric_points",
     "run_stages",

@@ -1,0 +1,301 @@
+"""Iceberg catalog access: open the configured catalog, create and load clean tables.
+
+The default catalog is pyiceberg's SQL catalog inside the metadata database (SQLite in the
+warehouse), named ``dataflow``, with table data under ``<warehouse>/iceberg``. The catalog type
+and URL are configuration: ``sql`` with any SQLAlchemy URL (Postgres when shared), ``rest`` (an
+Iceberg REST catalog) or ``glue`` (AWS Glue Data Catalog) — see :class:`CatalogSettings`.
+
+Partition specs are written as text, one field per comma: ``interval, month(ts)``,
+``bucket(16, symbol)``, ``truncate(4, code)``; transforms follow the Iceberg spec
+(https://iceberg.apache.org/spec/#partition-transforms).
+
+Example:
+    >>> parse_partition("interval, month(ts)")
+    [('identity', 'interval', None), ('month', 'ts', None)]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from dataflow.errors import ConfigError, StorageError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from pyiceberg.catalog import Catalog
+    from pyiceberg.partitioning import PartitionSpec
+    from pyiceberg.schema import Schema
+    from pyiceberg.table import Table
+
+    from dataflow.config import Settings
+
+CATALOG_NAME = "dataflow"
+DEFAULT_NAMESPACE = "market"
+CATALOG_TYPES = ("sql", "rest", "glue")
+TRANSFORMS = ("identity", "year", "month", "day", "hour", "bucket", "truncate", "void")
+
+_TOP_LEVEL_COMMA = re.compile(r",(?![^(]*\))")
+_FIELD = re.compile(
+    r"^(?:(?P<fn>[a-z]+)\(\s*(?:(?P<n>\d+)\s*,\s*)?(?P<col>\w+)\s*\)|(?P<bare>\w+))$"
+)
+
+
+@dataclass(frozen=True)
+class CatalogSettings:
+    """Where the Iceberg catalog lives (``catalog:`` in dataflow.yaml, once config has it).
+
+    Attributes:
+        type: ``sql`` (default), ``rest`` or ``glue``.
+        url: SQLAlchemy URL (sql), REST endpoint (rest); default: the metadata database.
+        namespace: the namespace of clean tables.
+        properties: extra pyiceberg catalog properties (e.g. ``s3.endpoint``).
+    """
+
+    type: str = "sql"
+    url: str | None = None
+    namespace: str = DEFAULT_NAMESPACE
+    properties: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CatalogSettings:
+        """Read ``settings.catalog`` when present (any object with these attributes), else
+        the defaults.
+
+        Example:
+            >>> from dataflow.config import load_settings
+            >>> CatalogSettings.from_settings(load_settings("/nonexistent", env={})).namespace
+            'market'
+        """
+        section: Any = getattr(settings, "catalog", None)
+        if section is None:
+            return cls()
+        url = getattr(section, "url", None)
+        if url is not None and hasattr(url, "get_secret_value"):
+            url = url.get_secret_value()
+        return cls(
+            type=str(getattr(section, "type", "sql") or "sql"),
+            url=url,
+            namespace=str(getattr(section, "namespace", DEFAULT_NAMESPACE) or DEFAULT_NAMESPACE),
+            properties=dict(getattr(section, "properties", None) or {}),
+        )
+
+
+def warehouse_location(settings: Settings) -> str:
+    """Where table data goes: ``file://<warehouse>/iceberg`` or ``s3://…/iceberg``.
+
+    Example:
+        >>> from dataflow.config import load_settings
+        >>> warehouse_location(load_settings("/p", overrides={"warehouse": "/wh"}, env={}))
+        'file:///wh/iceberg'
+    """
+    root = settings.warehouse_uri
+    if settings.warehouse_is_remote:
+        return f"{root}/iceberg"
+    return f"file://{root}/iceberg"
+
+
+def _io_properties(settings: Settings) -> dict[str, str]:
+    s3 = settings.storage.s3
+    props: dict[str, str] = {}
+    if s3.endpoint_url:
+        props["s3.endpoint"] = s3.endpoint_url
+    if s3.region:
+        props["s3.region"] = s3.region
+    if s3.access_key_id is not None:
+        props["s3.access-key-id"] = s3.access_key_id.get_secret_value()
+    if s3.secret_access_key is not None:
+        props["s3.secret-access-key"] = s3.secret_access_key.get_secret_value()
+    return props
+
+
+def open_catalog(settings: Settings, config: CatalogSettings | None = None) -> Catalog:
+    """Open the project's Iceberg catalog.
+
+    Raises:
+        ConfigError: an unknown catalog type.
+        StorageError: the catalog cannot be reached (the message never contains credentials).
+
+    Example:
+        >>> catalog = open_catalog(settings)  # doctest: +SKIP
+        >>> catalog.list_namespaces()  # doctest: +SKIP
+        [('market',)]
+    """
+    config = config or CatalogSettings.from_settings(settings)
+    if config.type not in CATALOG_TYPES:
+        raise ConfigError(
+            f"catalog.type: {config.type!r} is not a catalog type — use one of "
+            f"{', '.join(CATALOG_TYPES)}"
+        )
+    props: dict[str, str] = {"warehouse": warehouse_location(settings)}
+    props.update(_io_properties(settings))
+    props.update(config.properties)
+    try:
+        if config.type == "sql":
+            from pyiceberg.catalog.sql import SqlCatalog
+
+            if not settings.warehouse_is_remote:
+                settings.state_dir.mkdir(parents=True, exist_ok=True)
+            return SqlCatalog(CATALOG_NAME, uri=config.url or settings.metadata_url, **props)
+        from pyiceberg.catalog import load_catalog
+
+        if config.url:
+            props["uri"] = config.url
+        return load_catalog(CATALOG_NAME, type=config.type, **props)
+    except ConfigError:
+        raise
+    except Exception as exc:  # pyiceberg/SQLAlchemy/boto errors: translate at this boundary
+        raise StorageError(
+            f"cannot open the {config.type} Iceberg catalog ({type(exc).__name__}) — check "
+            "catalog.url and the warehouse"
+        ) from exc
+
+
+def ensure_namespace(catalog: Catalog, namespace: str) -> None:
+    """Create ``namespace`` unless it exists."""
+    from pyiceberg.exceptions import NamespaceAlreadyExistsError
+
+    with contextlib.suppress(NamespaceAlreadyExistsError):
+        catalog.create_namespace(namespace)
+
+
+def load_table(catalog: Catalog, namespace: str, name: str) -> Table | None:
+    """The table ``namespace.name``, or ``None`` when it does not exist.
+
+    Example:
+        >>> load_table(catalog, "market", "time_series")  # doctest: +SKIP
+        time_series(...)
+    """
+    from pyiceberg.exceptions import NoSuchTableError
+
+    try:
+        return catalog.load_table((namespace, name))
+    except NoSuchTableError:
+        return None
+
+
+def parse_partition(text: str | None) -> list[tuple[str, str, int | None]]:
+    """``(transform, column, argument)`` for each field of a partition spec written as text.
+
+    Raises:
+        ConfigError: a field is not ``col`` or ``fn(col)`` / ``fn(N, col)`` with a known fn.
+
+    Example:
+        >>> parse_partition("bucket(16, symbol)")
+        [('bucket', 'symbol', 16)]
+    """
+    fields: list[tuple[str, str, int | None]] = []
+    for raw_part in _TOP_LEVEL_COMMA.split(text or ""):
+        part = raw_part.strip()
+        if not part or part.lower() == "none":
+            continue
+        match = _FIELD.match(part)
+        if match is None:
+            raise ConfigError(f"partition field {part!r}: write col, fn(col) or fn(N, col)")
+        if match["bare"]:
+            fields.append(("identity", match["bare"], None))
+            continue
+        fn, col, arg = match["fn"], match["col"], match["n"]
+        if fn not in TRANSFORMS:
+            raise ConfigError(f"partition transform {fn!r}: use one of {', '.join(TRANSFORMS)}")
+        if fn in {"bucket", "truncate"} and arg is None:
+            raise ConfigError(f"partition field {part!r}: {fn} needs a width, e.g. {fn}(16, {col})")
+        fields.append((fn, col, int(arg) if arg is not None else None))
+    return fields
+
+
+def build_partition_spec(schema: Schema, text: str | None) -> PartitionSpec:
+    """A pyiceberg ``PartitionSpec`` for ``schema`` from the text form.
+
+    Raises:
+        ConfigError: a partition column is not in the schema.
+    """
+    from pyiceberg.partitioning import PartitionField, PartitionSpec
+    from pyiceberg.transforms import (
+        BucketTransform,
+        DayTransform,
+        HourTransform,
+        IdentityTransform,
+        MonthTransform,
+        Transform,
+        TruncateTransform,
+        VoidTransform,
+        YearTransform,
+    )
+
+    fields = []
+    for number, (fn, col, arg) in enumerate(parse_partition(text)):
+        try:
+            source = schema.find_field(col)
+        except ValueError:
+            raise ConfigError(f"partition column {col!r} is not a column of the table") from None
+        transform: Transform[Any, Any]
+        if fn == "bucket":
+            transform = BucketTransform(num_buckets=arg or 1)
+        elif fn == "truncate":
+            transform = TruncateTransform(width=arg or 1)
+        else:
+            simple: dict[str, Transform[Any, Any]] = {
+                "identity": IdentityTransform(),
+                "year": YearTransform(),
+                "month": MonthTransform(),
+                "day": DayTransform(),
+                "hour": HourTransform(),
+                "void": VoidTransform(),
+            }
+            transform = simple[fn]
+        name = col if fn == "identity" else f"{col}_{fn}"
+        fields.append(
+            PartitionField(
+                source_id=source.field_id, field_id=1000 + number, transform=transform, name=name
+            )
+        )
+    return PartitionSpec(*fields)
+
+
+def create_table(
+    catalog: Catalog,
+    namespace: str,
+    name: str,
+    schema: pa.Schema,
+    *,
+    partition: str | None = None,
+    properties: dict[str, str] | None = None,
+) -> Table:
+    """Create ``namespace.name`` with the Arrow ``schema`` and a partition spec given as text.
+
+    Example:
+        >>> create_table(catalog, "market", "eod", rows.schema,  # doctest: +SKIP
+        ...              partition="year(date)")
+    """
+    from pyiceberg.io.pyarrow import _ConvertToIcebergWithoutIDs, visit_pyarrow
+    from pyiceberg.schema import assign_fresh_schema_ids
+
+    ensure_namespace(catalog, namespace)
+    iceberg_schema: Schema = assign_fresh_schema_ids(
+        visit_pyarrow(schema, _ConvertToIcebergWithoutIDs())
+    )
+    spec = build_partition_spec(iceberg_schema, partition)
+    return catalog.create_table(
+        (namespace, name),
+        schema=iceberg_schema,
+        partition_spec=spec,
+        properties=properties or {},
+    )
+
+
+__all__ = [
+    "CATALOG_NAME",
+    "CATALOG_TYPES",
+    "DEFAULT_NAMESPACE",
+    "CatalogSettings",
+    "build_partition_spec",
+    "create_table",
+    "ensure_namespace",
+    "load_table",
+    "open_catalog",
+    "parse_partition",
+    "warehouse_location",
+]

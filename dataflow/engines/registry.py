@@ -1,0 +1,77 @@
+"""Find an engine by name. Backends are registered here explicitly, one line each.
+
+Example:
+    >>> engine = get_engine("duckdb")
+    >>> engine.name, engine.capabilities.dialect
+    ('duckdb', 'duckdb')
+    >>> engine.close()
+    >>> get_engine("duckbd")
+    Traceback (most recent call last):
+    ...
+    dataflow.errors.ConfigError: unknown engine 'duckbd' — did you mean 'duckdb'?
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from typing import Any
+
+from dataflow.engines.base import Engine
+from dataflow.errors import ConfigError
+
+
+def _duckdb(**options: Any) -> Engine:
+    from dataflow.engines.duckdb import DuckDBEngine
+
+    return DuckDBEngine(**options)
+
+
+def _spark(**_options: Any) -> Engine:
+    raise ConfigError(
+        "engine 'spark' is not available yet — use engine: duckdb (the Spark engine will "
+        "implement the same interface; SQL models already translate with sqlglot)"
+    )
+
+
+_ENGINES: dict[str, Callable[..., Engine]] = {"duckdb": _duckdb, "spark": _spark}
+"""Every engine name, with the factory that imports its dependencies only when chosen."""
+
+
+def engine_names() -> list[str]:
+    """The names ``get_engine`` knows, sorted.
+
+    Example:
+        >>> engine_names()
+        ['duckdb', 'spark']
+    """
+    return sorted(_ENGINES)
+
+
+def get_engine(name: str, **options: Any) -> Engine:
+    """A new engine called ``name``.
+
+    Args:
+        name: ``duckdb`` (``spark`` is reserved and not available yet).
+        options: engine-specific options (DuckDB: ``memory_limit``, ``threads``).
+
+    Raises:
+        ConfigError: unknown name (with the closest known names), or an engine not available.
+
+    Example:
+        >>> get_engine("duckdb", threads=2).name
+        'duckdb'
+    """
+    factory = _ENGINES.get(name.lower())
+    if factory is None:
+        close = difflib.get_close_matches(name.lower(), _ENGINES, n=2)
+        hint = (
+            f"did you mean {' or '.join(repr(c) for c in close)}?"
+            if close
+            else f"known engines: {', '.join(engine_names())}"
+        )
+        raise ConfigError(f"unknown engine {name!r} — {hint}")
+    return factory(**options)
+
+
+__all__ = ["engine_names", "get_engine"]
