@@ -99,10 +99,12 @@ class RunResult:
 
 
 def default_stages() -> list[Stage]:
-    """The stages that exist, in data order."""
+    """The stages that exist, in data order: ingest, transform, crawl."""
+    from dataflow.catalog.stage import CrawlStage
     from dataflow.sources.twelvedata.ingest import IngestStage
+    from dataflow.transform.stage import TransformStage
 
-    return [IngestStage()]
+    return [IngestStage(), TransformStage(), CrawlStage()]
 
 
 @contextmanager
