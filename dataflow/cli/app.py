@@ -18,9 +18,9 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from dataflow.cli import crawl, pipeline, project, raw, runs, simulator, transform
+    from dataflow.cli import catalog, crawl, pipeline, project, raw, runs, simulator, transform
 
-    for module in (project, pipeline, transform, crawl, runs, raw, simulator):
+    for module in (project, pipeline, transform, crawl, catalog, runs, raw, simulator):
         module.register(app)
 
 

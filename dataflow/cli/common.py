@@ -102,3 +102,20 @@ def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequen
     for row in rows:
         table.add_row(*["" if cell is None else str(cell) for cell in row])
     console().print(table)
+
+
+def human_size(value: float | str | None) -> str:
+    """Bytes as people read them: ``406.2 KB``; empty for no value.
+
+    Example:
+        >>> human_size(415949), human_size(512), human_size(None)
+        ('406.2 KB', '512 B', '')
+    """
+    if value in (None, ""):
+        return ""
+    size = float(value)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TB"

@@ -13,6 +13,7 @@ from dataflow.cli.common import (
     ProjectOption,
     console,
     handle_errors,
+    human_size,
     print_json,
     print_table,
     settings_for,
@@ -212,7 +213,7 @@ def _print_summary(result: RunResult, warehouse: str) -> None:
                     s["rows"],
                     s["credits"],
                     s["files"],
-                    _size(s["bytes"]),
+                    human_size(s["bytes"]),
                 ]
             )
         print_table(
@@ -226,7 +227,7 @@ def _print_summary(result: RunResult, warehouse: str) -> None:
             s.status,
             f"{s.duration_s:.2f}s" if s.duration_s is not None else "",
             s.rows,
-            _size(s.bytes),
+            human_size(s.bytes),
             s.requests,
             s.errors,
         ]
@@ -244,12 +245,3 @@ def _print_summary(result: RunResult, warehouse: str) -> None:
     )
     out.print(f"Raw zone: {warehouse}/raw/twelvedata/")
     out.print(f"Run history: dataflow runs show {run.run_id}")
-
-
-def _size(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
