@@ -296,6 +296,9 @@ class CatalogSettings(_Model):
         None, description="SQLAlchemy URL (sql) or REST endpoint; default: the metadata database."
     )
     namespace: str = Field("market", description="Namespace (database) of the clean tables.")
+    properties: dict[str, str] = Field(
+        default_factory=dict, description="Extra pyiceberg catalog properties (e.g. s3.endpoint)."
+    )
 
 
 class TransformSettings(_Model):
@@ -304,6 +307,9 @@ class TransformSettings(_Model):
     engine: str = Field("duckdb", description="SQL engine that runs the models.")
     batch_files: int = Field(
         200, ge=1, description="Raw files read per batch (bounds memory on any input size)."
+    )
+    batch_bytes: int = Field(
+        64_000_000, ge=1, description="Compressed raw bytes per batch (a larger file is alone)."
     )
 
 

@@ -3,7 +3,7 @@
 The default catalog is pyiceberg's SQL catalog inside the metadata database (SQLite in the
 warehouse), named ``dataflow``, with table data under ``<warehouse>/iceberg``. The catalog type
 and URL are configuration: ``sql`` with any SQLAlchemy URL (Postgres when shared), ``rest`` (an
-Iceberg REST catalog) or ``glue`` (AWS Glue Data Catalog) — see :class:`CatalogSettings`.
+Iceberg REST catalog) or ``glue`` (AWS Glue Data Catalog) — see ``catalog:`` in dataflow.yaml.
 
 Partition specs are written as text, one field per comma: ``interval, month(ts)``,
 ``bucket(16, symbol)``, ``truncate(4, code)``; transforms follow the Iceberg spec
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dataflow.errors import ConfigError, StorageError
@@ -41,46 +40,6 @@ _TOP_LEVEL_COMMA = re.compile(r",(?![^(]*\))")
 _FIELD = re.compile(
     r"^(?:(?P<fn>[a-z]+)\(\s*(?:(?P<n>\d+)\s*,\s*)?(?P<col>\w+)\s*\)|(?P<bare>\w+))$"
 )
-
-
-@dataclass(frozen=True)
-class CatalogSettings:
-    """Where the Iceberg catalog lives (``catalog:`` in dataflow.yaml, once config has it).
-
-    Attributes:
-        type: ``sql`` (default), ``rest`` or ``glue``.
-        url: SQLAlchemy URL (sql), REST endpoint (rest); default: the metadata database.
-        namespace: the namespace of clean tables.
-        properties: extra pyiceberg catalog properties (e.g. ``s3.endpoint``).
-    """
-
-    type: str = "sql"
-    url: str | None = None
-    namespace: str = DEFAULT_NAMESPACE
-    properties: dict[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> CatalogSettings:
-        """Read ``settings.catalog`` when present (any object with these attributes), else
-        the defaults.
-
-        Example:
-            >>> from dataflow.config import load_settings
-            >>> CatalogSettings.from_settings(load_settings("/nonexistent", env={})).namespace
-            'market'
-        """
-        section: Any = getattr(settings, "catalog", None)
-        if section is None:
-            return cls()
-        url = getattr(section, "url", None)
-        if url is not None and hasattr(url, "get_secret_value"):
-            url = url.get_secret_value()
-        return cls(
-            type=str(getattr(section, "type", "sql") or "sql"),
-            url=url,
-            namespace=str(getattr(section, "namespace", DEFAULT_NAMESPACE) or DEFAULT_NAMESPACE),
-            properties=dict(getattr(section, "properties", None) or {}),
-        )
 
 
 def warehouse_location(settings: Settings) -> str:
@@ -111,7 +70,7 @@ def _io_properties(settings: Settings) -> dict[str, str]:
     return props
 
 
-def open_catalog(settings: Settings, config: CatalogSettings | None = None) -> Catalog:
+def open_catalog(settings: Settings) -> Catalog:
     """Open the project's Iceberg catalog.
 
     Raises:
@@ -123,12 +82,8 @@ def open_catalog(settings: Settings, config: CatalogSettings | None = None) -> C
         >>> catalog.list_namespaces()  # doctest: +SKIP
         [('market',)]
     """
-    config = config or CatalogSettings.from_settings(settings)
-    if config.type not in CATALOG_TYPES:
-        raise ConfigError(
-            f"catalog.type: {config.type!r} is not a catalog type — use one of "
-            f"{', '.join(CATALOG_TYPES)}"
-        )
+    config = settings.catalog
+    url = config.url.get_secret_value() if config.url is not None else None
     props: dict[str, str] = {"warehouse": warehouse_location(settings)}
     props.update(_io_properties(settings))
     props.update(config.properties)
@@ -138,17 +93,17 @@ def open_catalog(settings: Settings, config: CatalogSettings | None = None) -> C
 
             if not settings.warehouse_is_remote:
                 settings.state_dir.mkdir(parents=True, exist_ok=True)
-            return SqlCatalog(CATALOG_NAME, uri=config.url or settings.metadata_url, **props)
+            return SqlCatalog(CATALOG_NAME, uri=url or settings.metadata_url, **props)
         from pyiceberg.catalog import load_catalog
 
-        if config.url:
-            props["uri"] = config.url
-        return load_catalog(CATALOG_NAME, type=config.type, **props)
+        if url:
+            props["uri"] = url
+        return load_catalog(CATALOG_NAME, type=str(config.type), **props)
     except ConfigError:
         raise
     except Exception as exc:  # pyiceberg/SQLAlchemy/boto errors: translate at this boundary
         raise StorageError(
-            f"cannot open the {config.type} Iceberg catalog ({type(exc).__name__}) — check "
+            f"cannot open the {config.type.value} Iceberg catalog ({type(exc).__name__}) — check "
             "catalog.url and the warehouse"
         ) from exc
 
@@ -290,7 +245,6 @@ __all__ = [
     "CATALOG_NAME",
     "CATALOG_TYPES",
     "DEFAULT_NAMESPACE",
-    "CatalogSettings",
     "build_partition_spec",
     "create_table",
     "ensure_namespace",

@@ -9,12 +9,11 @@ Example:
 from __future__ import annotations
 
 from dataflow.transform.models import Model, discover_models, order_models, parse_model
-from dataflow.transform.stage import TableStats, TransformSettings, TransformStage
+from dataflow.transform.stage import TableStats, TransformStage
 
 __all__ = [
     "Model",
     "TableStats",
-    "TransformSettings",
     "TransformStage",
     "discover_models",
     "order_models",

@@ -23,12 +23,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from dataflow.errors import ConfigError
-
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
 
-    from dataflow.config import Settings
+    from dataflow.config import TransformSettings
     from dataflow.engines.base import Engine
     from dataflow.pipeline import RunContext, StageResult
     from dataflow.transform.models import Model
@@ -36,43 +34,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("dataflow.transform")
 
 NAMESPACE = "Dataflow/Transform"
-
-
-@dataclass(frozen=True)
-class TransformSettings:
-    """Settings of the transform stage (``transform:`` in dataflow.yaml, once config has it).
-
-    Attributes:
-        engine: the execution engine (``duckdb``).
-        batch_files: raw files per batch at most (each batch is one Iceberg commit).
-        batch_bytes: compressed raw bytes per batch at most (a single larger file still
-            forms its own batch).
-    """
-
-    engine: str = "duckdb"
-    batch_files: int = 200
-    batch_bytes: int = 64_000_000
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> TransformSettings:
-        """Read ``settings.transform`` when present, else the defaults.
-
-        Example:
-            >>> from dataflow.config import load_settings
-            >>> TransformSettings.from_settings(load_settings("/nonexistent", env={})).batch_files
-            200
-        """
-        section: Any = getattr(settings, "transform", None)
-        if section is None:
-            return cls()
-        made = cls(
-            engine=str(getattr(section, "engine", cls.engine)),
-            batch_files=int(getattr(section, "batch_files", cls.batch_files)),
-            batch_bytes=int(getattr(section, "batch_bytes", cls.batch_bytes)),
-        )
-        if made.batch_files < 1 or made.batch_bytes < 1:
-            raise ConfigError("transform.batch_files and transform.batch_bytes must be at least 1")
-        return made
 
 
 @dataclass
@@ -115,23 +76,23 @@ class TransformStage:
 
     def run(self, ctx: RunContext) -> StageResult:
         """Run the selected models; return counts for the run record."""
-        from dataflow.catalog.iceberg import CatalogSettings, open_catalog
+        from dataflow.catalog.iceberg import open_catalog
         from dataflow.engines.registry import get_engine
         from dataflow.pipeline import StageResult
         from dataflow.transform.models import discover_models, select_models
 
-        config = self.settings or TransformSettings.from_settings(ctx.settings)
-        catalog_config = CatalogSettings.from_settings(ctx.settings)
+        config = self.settings or ctx.settings.transform
+        namespace = ctx.settings.catalog.namespace
         models = select_models(discover_models(ctx.settings.project_dir), self.tables)
         full_refresh = self.full_refresh or ctx.options.full_refresh
-        catalog = open_catalog(ctx.settings, catalog_config)
+        catalog = open_catalog(ctx.settings)
         engine = get_engine(config.engine)
         stats: list[TableStats] = []
         try:
             for model in models:
                 started = time.perf_counter()
                 table_stats = self._run_model(
-                    ctx, engine, catalog, catalog_config.namespace, model, config, full_refresh
+                    ctx, engine, catalog, namespace, model, config, full_refresh
                 )
                 table_stats.seconds = round(time.perf_counter() - started, 3)
                 stats.append(table_stats)
@@ -284,4 +245,4 @@ class TransformStage:
             ctx.metrics.record(NAMESPACE, name, float(value), unit, dims)
 
 
-__all__ = ["TableStats", "TransformSettings", "TransformStage"]
+__all__ = ["TableStats", "TransformStage"]

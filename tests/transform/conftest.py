@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from dataflow.catalog.iceberg import open_catalog
-from dataflow.config import Settings, load_settings
+from dataflow.config import Settings, TransformSettings, load_settings
 from dataflow.pipeline import RunOptions, RunResult, run_pipeline
 from dataflow.storage import ObjectStore, RawWriter, import_responses, make_envelope, open_store
-from dataflow.transform import TransformSettings, TransformStage
+from dataflow.transform import TransformStage
 
 SAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "twelvedata-samples"
 
