@@ -221,6 +221,25 @@ def _print_summary(result: RunResult, warehouse: str) -> None:
             ["endpoint", "requests", "errors", "rows", "credits", "files", "landed"],
             rows,
         )
+    transform = result.results.get("transform")
+    if transform is not None and transform.details.get("tables"):
+        tables = [t for t in transform.details["tables"].values() if t["files"] or t["rows_out"]]
+        print_table(
+            "Transform by table",
+            ["table", "raw files", "rows in", "rows out", "quarantined", "commits", "seconds"],
+            [
+                [
+                    t["table"],
+                    t["files"],
+                    t["rows_in"],
+                    t["rows_out"],
+                    t["quarantined"],
+                    t["commits"],
+                    t["seconds"],
+                ]
+                for t in tables
+            ],
+        )
     stage_rows = [
         [
             s.stage,
@@ -243,5 +262,7 @@ def _print_summary(result: RunResult, warehouse: str) -> None:
         f"[{colour}]{run.status}[/] in {run.duration_s or 0:.2f}s"
         + (f" — {run.message}" if run.message else "")
     )
-    out.print(f"Raw zone: {warehouse}/raw/twelvedata/")
-    out.print(f"Run history: dataflow runs show {run.run_id}")
+    out.print(f"Raw zone:     {warehouse}/raw/twelvedata/")
+    if "transform" in result.results:
+        out.print(f"Clean tables: {warehouse}/iceberg/  (dataflow catalog tables)")
+    out.print(f"Run history:  dataflow runs show {run.run_id}")
