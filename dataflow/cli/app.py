@@ -18,9 +18,19 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from dataflow.cli import catalog, crawl, pipeline, project, raw, runs, simulator, transform
+    from dataflow.cli import (
+        catalog,
+        crawl,
+        pipeline,
+        project,
+        query,
+        raw,
+        runs,
+        simulator,
+        transform,
+    )
 
-    for module in (project, pipeline, transform, crawl, catalog, runs, raw, simulator):
+    for module in (project, pipeline, transform, crawl, catalog, query, runs, raw, simulator):
         module.register(app)
 
 

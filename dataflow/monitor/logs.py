@@ -206,7 +206,7 @@ def configure_logging(
         handler.addFilter(ContextFilter())
         handler._dataflow_console = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
-    logger.setLevel(_level(level))
+    _CONFIGURED["level"] = _level(level)
     _sync_level(logger)
 
 
@@ -231,7 +231,6 @@ def run_log(log_dir: Path, run_id: str, *, level: str = "INFO") -> Iterator[Path
     handler.setFormatter(JsonFormatter(run_id))
     handler._dataflow_run = run_id  # type: ignore[attr-defined]
     logger = logging.getLogger(ROOT_LOGGER)
-    previous_level = logger.level
     logger.addHandler(handler)
     _sync_level(logger)
     token = _RUN_ID.set(run_id)
@@ -241,7 +240,7 @@ def run_log(log_dir: Path, run_id: str, *, level: str = "INFO") -> Iterator[Path
         _RUN_ID.reset(token)
         logger.removeHandler(handler)
         handler.close()
-        logger.setLevel(previous_level)
+        _sync_level(logger)
 
 
 @contextmanager
@@ -351,12 +350,18 @@ def _level(name: str) -> int:
     return value
 
 
+_CONFIGURED = {"level": logging.NOTSET}
+"""The level `configure_logging` asked for: the logger's own level when no handler is open."""
+
+
 def _sync_level(logger: logging.Logger) -> None:
-    """The logger passes what its most talkative handler wants; handlers filter the rest."""
+    """The logger passes what its most talkative handler wants; handlers filter the rest.
+
+    Recomputed from the handlers open now (never restored from a saved value), so two runs that
+    log in one process at once cannot reset each other's level when one of them ends.
+    """
     levels = [h.level for h in logger.handlers if _ours(h)]
-    if levels:
-        current = logger.level or logging.WARNING
-        logger.setLevel(min([*levels, current]))
+    logger.setLevel(min(levels) if levels else _CONFIGURED["level"])
 
 
 def _ours(handler: logging.Handler) -> bool:

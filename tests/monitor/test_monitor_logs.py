@@ -97,6 +97,37 @@ def test_stage_follows_asyncio_tasks(tmp_path: Path) -> None:
     ]
 
 
+def test_a_run_ending_does_not_silence_another_still_running(tmp_path: Path) -> None:
+    """Run A starts, run B starts, A ends, then B logs: B's records must still be written."""
+    log = get_logger("pipeline")
+    logging.getLogger("dataflow").setLevel(logging.NOTSET)
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+    paths: dict[str, Path] = {}
+
+    def run_a() -> None:
+        with run_log(tmp_path, "a") as path:
+            paths["a"] = path
+            a_in.set()
+            b_in.wait(5)
+        a_out.set()
+
+    def run_b() -> None:
+        a_in.wait(5)
+        with run_log(tmp_path, "b") as path:
+            paths["b"] = path
+            b_in.set()
+            a_out.wait(5)
+            log.info("after a ended")
+
+    threads = [threading.Thread(target=run_a), threading.Thread(target=run_b)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [r["message"] for r in lines(paths["b"])] == ["after a ended"]
+    assert lines(paths["a"]) == []
+
+
 def test_two_runs_in_one_process_keep_their_own_files(tmp_path: Path) -> None:
     log = get_logger("pipeline")
     paths: dict[str, Path] = {}
