@@ -348,13 +348,21 @@ def test_run_into_an_s3_warehouse(tmp_path: Path, s3_server_url: str) -> None:
     (project / "dataflow.yaml").write_text(text)
     env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
            "AWS_DEFAULT_REGION": "us-east-1"}  # fmt: skip
-    result = cli("ingest", "--project", str(project), "--no-progress", "--endpoints",
+    result = cli("run", "--project", str(project), "--no-progress", "--endpoints",
                  "quote,stocks", env=env)  # fmt: skip
     assert result.exit_code == 0, result.output
     listed = cli("raw", "ls", "--project", str(project), "--format", "json", env=env)
     keys = [row["key"] for row in json.loads(listed.stdout)]
     assert {k.split("/")[2] for k in keys} == {"quote", "stocks"}
     assert (project / ".dataflow" / "dataflow.db").is_file()
+    assert not (project / "warehouse").exists(), "nothing lands in a local warehouse"
+    counted = cli("query", "SELECT count(*) AS n FROM market.quotes", "--project", str(project),
+                  "--format", "json", env=env)  # fmt: skip
+    assert counted.exit_code == 0, counted.output
+    assert json.loads(counted.stdout) == [{"n": 14}]
+    shown = cli("catalog", "show", "market.quotes", "--project", str(project), "--format",
+                "json", env=env)  # fmt: skip
+    assert json.loads(shown.stdout)["location"].startswith("s3://bucket/e2e/iceberg/")
 
 
 def test_full_refresh_fetches_the_whole_history_again(
