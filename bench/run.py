@@ -5,12 +5,13 @@ machines are shared and noisy: read the ratios first, the absolute numbers secon
 
 Usage::
 
-    .venv/bin/python bench/run.py                  # everything (~1 minute)
+    .venv/bin/python bench/run.py                  # everything (~2 minutes)
     .venv/bin/python bench/run.py --quick          # fewer repeats, smaller workloads
     .venv/bin/python bench/run.py --only credits   # one benchmark (repeat --only for more)
 
 Benchmarks: ``cli`` (start time of ``dataflow --help``), ``ingest`` (throughput against the
-simulator with unlimited credits), ``credits`` (credit utilisation under a budget, 429s).
+simulator with unlimited credits), ``credits`` (credit utilisation under a budget, 429s),
+``etl`` (transform into Iceberg against DuckDB and pandas baselines; ``bench/etl.py``).
 The exit status is 0 when every benchmark ran, whether or not it met its target (the targets'
 pass/fail are in the JSON); 1 when a benchmark crashed.
 """
@@ -33,12 +34,14 @@ from typing import Any
 import bench_cli
 import bench_credits
 import bench_ingest
+import etl
 from harness import log
 
 BENCHMARKS: dict[str, Callable[..., dict[str, Any]]] = {
     "cli": bench_cli.run,
     "ingest": bench_ingest.run,
     "credits": bench_credits.run,
+    "etl": etl.run,
 }
 
 
@@ -117,7 +120,46 @@ def summary(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "pass": credits["pass_429"],
             },
         ]
+    rows += _etl_rows(results.get("etl"))
     return rows
+
+
+def _etl_rows(etl_result: Any) -> list[dict[str, Any]]:
+    """The ETL benchmark's headline rows (empty when it did not run or crashed)."""
+    if not isinstance(etl_result, dict) or "error" in etl_result.get("ours", {"error": 1}):
+        return []
+    ours, duck, incremental = (
+        etl_result["ours"],
+        etl_result["baseline_duckdb"],
+        etl_result["incremental"],
+    )
+    targets, passed = etl_result["targets"], etl_result["pass"]
+    return [
+        {
+            "figure": f"transform rows/s into Iceberg ({etl_result['rows']:,} rows)",
+            "value": ours["rows_per_s"],
+            "baseline": duck.get("rows_per_s"),
+            "ratio": etl_result["ratio_rows_per_s_to_duckdb"],
+            "target": targets["ratio_to_duckdb"],
+            "pass": passed["ratio_to_duckdb"],
+        },
+        {
+            "figure": "transform peak RSS (MB)",
+            "value": max(ours["peak_rss_mb"], incremental.get("peak_rss_mb", 0)),
+            "baseline": duck.get("peak_rss_mb"),
+            "ratio": etl_result["ratio_peak_rss_to_duckdb"],
+            "target": targets["peak_rss_mb"],
+            "pass": passed["peak_rss"],
+        },
+        {
+            "figure": "incremental transform (1% new rows), share of a full run's time",
+            "value": incremental.get("fraction_of_full_run"),
+            "baseline": None,
+            "ratio": None,
+            "target": targets["incremental_fraction"],
+            "pass": passed["incremental"],
+        },
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
