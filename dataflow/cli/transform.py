@@ -43,10 +43,12 @@ def transform(
     from dataflow.monitor.logs import configure_logging
     from dataflow.pipeline import RunOptions, run_pipeline
     from dataflow.transform import TransformStage
+    from dataflow.transform.models import discover_models, select_models
 
     settings = settings_for(project)
-    configure_logging(level=settings.logging.level, rich_console=console(stderr=True))
     chosen = [t.strip() for t in tables.split(",") if t.strip()] if tables else None
+    select_models(discover_models(settings.project_dir), chosen)  # bad names fail before a run
+    configure_logging(level=settings.logging.level, rich_console=console(stderr=True))
     stage = TransformStage(tables=chosen, full_refresh=full_refresh)
     result = run_pipeline(settings, RunOptions(full_refresh=full_refresh), stages=[stage])
     outcome = result.results["transform"]
