@@ -30,11 +30,8 @@ Example:
 
 from __future__ import annotations
 
-import os
 import re
 import time
-from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import duckdb
@@ -43,6 +40,15 @@ from dataflow.catalog.external import ExternalCatalog, ExternalTable
 from dataflow.catalog.iceberg import load_table, open_catalog
 from dataflow.errors import ConfigError, NoSuchTableError, StorageError
 from dataflow.query.result import QueryResult
+from dataflow.query.views import (
+    external_select,
+    folder_of,
+    iceberg_select,
+    is_remote,
+    local_path,
+    quote_identifier,
+    quote_literal,
+)
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
@@ -215,16 +221,16 @@ class QuerySession:
         con.execute("SET autoinstall_known_extensions = false")
         con.execute("SET autoload_known_extensions = false")
         self._ensure_schema(self.default_database)
-        con.execute(f"SET schema = {_literal(self.default_database)}")
+        con.execute(f"SET schema = {quote_literal(self.default_database)}")
         if not self.settings.warehouse_is_remote:
             # Views are bound again at every query, so the folders they read stay allowed.
-            allowed = {_folder(self.settings.warehouse_uri)}
+            allowed = {folder_of(self.settings.warehouse_uri)}
             allowed |= {
-                _folder(_local_path(t.location))
+                folder_of(local_path(t.location))
                 for t in self._external.values()
-                if not _is_remote(t.location)
+                if not is_remote(t.location)
             }
-            listing = ", ".join(_literal(path) for path in sorted(allowed))
+            listing = ", ".join(quote_literal(path) for path in sorted(allowed))
             con.execute(f"SET allowed_directories = [{listing}]")
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
@@ -279,7 +285,7 @@ class QuerySession:
             body = external_select(source, ExternalCatalog(self.db))
         else:
             body = iceberg_select(source, self._con, remote=self.settings.warehouse_is_remote)
-        target = f"{_identifier(database)}.{_identifier(name)}"
+        target = f"{quote_identifier(database)}.{quote_identifier(name)}"
         try:
             self._con.execute(f"CREATE OR REPLACE VIEW {target} AS {body}")
         except duckdb.Error as exc:
@@ -291,7 +297,7 @@ class QuerySession:
 
     def _ensure_schema(self, database: str) -> None:
         if database not in self._schemas:
-            self._con.execute(f"CREATE SCHEMA IF NOT EXISTS {_identifier(database)}")
+            self._con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(database)}")
             self._schemas.add(database)
 
     def _catalog(self) -> Catalog:
@@ -306,163 +312,6 @@ class QuerySession:
             for identifier in catalog.list_tables(namespace):
                 found.add((".".join(identifier[:-1]).lower(), identifier[-1].lower()))
         return sorted(found)
-
-
-# --- what each view reads ------------------------------------------------------------------------
-
-JSON_MAX_OBJECT_SIZE = 64 * 1024 * 1024
-"""``maximum_object_size`` of ``read_json``: a 5000-bar time series envelope is a ~1 MB line."""
-
-_NDJSON_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")
-_HIVE_TO_DUCKDB = {
-    "string": "VARCHAR",
-    "varchar": "VARCHAR",
-    "char": "VARCHAR",
-    "boolean": "BOOLEAN",
-    "tinyint": "TINYINT",
-    "smallint": "SMALLINT",
-    "int": "INTEGER",
-    "integer": "INTEGER",
-    "bigint": "BIGINT",
-    "float": "FLOAT",
-    "double": "DOUBLE",
-    "date": "DATE",
-    "timestamp": "TIMESTAMP",
-    "binary": "BLOB",
-}
-
-
-def iceberg_select(table: Table, con: duckdb.DuckDBPyConnection, *, remote: bool) -> str:
-    """The SELECT a view of an Iceberg table runs: its current snapshot, current schema.
-
-    Local data files are read by ``read_parquet`` with the schema given by field id, as the
-    Iceberg spec projects columns (a column added later reads as NULL from older files). A
-    table with delete files, or on a remote warehouse (DuckDB has no S3 access without the
-    httpfs extension, which is never downloaded), is read through pyiceberg into Arrow.
-    """
-    schema = table.schema()
-    arrow_schema = schema.as_arrow()
-    kinds = [str(kind) for kind in con.from_arrow(arrow_schema.empty_table()).types]
-    if not remote:
-        tasks = list(table.scan().plan_files())
-        if not any(task.delete_files for task in tasks):
-            files = [_local_path(task.file.file_path) for task in tasks]
-            if not files:
-                return _empty_select(zip(arrow_schema.names, kinds, strict=True))
-            mapping = ", ".join(
-                f"{field.field_id}: {{name: {_literal(field.name)}, type: {_literal(kind)}, "
-                "default_value: NULL}"
-                for field, kind in zip(schema.fields, kinds, strict=True)
-            )
-            return (
-                f"SELECT * FROM read_parquet({_list(files)}, schema = MAP {{{mapping}}}, "
-                "hive_partitioning = false)"
-            )
-    relation = "__iceberg_" + "_".join(re.sub(r"\W", "_", part) for part in table.name())
-    con.register(relation, table.scan().to_arrow())
-    return f"SELECT * FROM {_identifier(relation)}"
-
-
-def external_select(table: ExternalTable, catalog: ExternalCatalog) -> str:
-    """The SELECT a view of an external table runs: the files of its registered partitions.
-
-    Partition columns come from the ``key=value`` folders as strings (Hive's partition keys
-    are strings in Glue). Only partitions in the catalog are read, as Athena does; a
-    partition or table deprecated by the crawler is not.
-
-    Raises:
-        ConfigError: the table is on S3 (not readable by this engine yet) or of an unknown
-            classification.
-    """
-    from dataflow.catalog.crawler import DEPRECATED_PARAMETER
-
-    if _is_remote(table.location):
-        raise ConfigError(
-            f"table {table.full_name} is at {table.location.split('://')[0]}://, which "
-            "`dataflow query` cannot read yet — query a table in a local warehouse"
-        )
-    if table.partition_keys:
-        folders = [
-            _local_path(p.location)
-            for p in catalog.partitions(table.database, table.name)
-            if DEPRECATED_PARAMETER not in p.parameters and not _is_remote(p.location)
-        ]
-    else:
-        folders = [_local_path(table.location)]
-    files = [path for folder in folders for path in _data_files(folder)]
-    if not files:
-        columns = [*table.columns, *table.partition_keys]
-        return _empty_select((c.name, _duckdb_type(c.type)) for c in columns)
-    common = "hive_partitioning = true, hive_types_autocast = false, union_by_name = true"
-    kind = table.classification.lower()
-    if kind == "json":
-        ndjson = all(path.endswith(_NDJSON_SUFFIXES) for path in files)
-        gzip = table.parameters.get("compressionType") == "gzip" and all(
-            path.endswith(".gz") for path in files
-        )
-        return (
-            f"SELECT * FROM read_json({_list(files)}, "
-            f"format = '{'newline_delimited' if ndjson else 'auto'}', "
-            f"compression = '{'gzip' if gzip else 'auto'}', "
-            f"maximum_object_size = {JSON_MAX_OBJECT_SIZE}, {common})"
-        )
-    if kind == "csv":
-        delimiter = table.parameters.get("delimiter")
-        header = table.parameters.get("skip.header.line.count") == "1"
-        options = f"header = {str(header).lower()}"
-        if delimiter:
-            options += f", delim = {_literal(delimiter)}"
-        return f"SELECT * FROM read_csv({_list(files)}, {options}, {common})"
-    if kind == "parquet":
-        return f"SELECT * FROM read_parquet({_list(files)}, {common})"
-    raise ConfigError(
-        f"table {table.full_name} has classification {table.classification!r}; "
-        "`dataflow query` reads json, csv and parquet"
-    )
-
-
-def _data_files(folder: str) -> list[str]:
-    # Hidden names (_SUCCESS, .crc, _manifests) are not data, as for the crawler and Athena.
-    found: list[str] = []
-    for root, dirs, names in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(("_", ".")))
-        found += [os.path.join(root, n) for n in sorted(names) if not n.startswith(("_", "."))]
-    return found
-
-
-def _duckdb_type(hive: str) -> str:
-    """The DuckDB type of a Hive type string (``array<struct<a:int>>`` -> ``STRUCT(...)[]``)."""
-    from dataflow.catalog import hivetypes
-
-    def render(kind: hivetypes.HiveType) -> str:
-        if isinstance(kind, hivetypes.Array):
-            return f"{render(kind.element)}[]"
-        if isinstance(kind, hivetypes.MapType):
-            return f"MAP({render(kind.key)}, {render(kind.value)})"
-        if isinstance(kind, hivetypes.Struct):
-            fields = ", ".join(f"{_identifier(n)} {render(t)}" for n, t in kind.fields.items())
-            return f"STRUCT({fields})"
-        base = kind.split("(", 1)[0].strip().lower()
-        if base == "decimal":
-            return kind.upper()
-        return _HIVE_TO_DUCKDB.get(base, "VARCHAR")
-
-    try:
-        return render(hivetypes.parse(hive))
-    except ValueError:
-        return "VARCHAR"
-
-
-def _empty_select(columns: Iterable[tuple[str, str]]) -> str:
-    listing = ", ".join(f"CAST(NULL AS {kind}) AS {_identifier(name)}" for name, kind in columns)
-    return f"SELECT {listing or 'NULL AS empty'} WHERE false"
-
-
-def _list(paths: Sequence[str]) -> str:
-    return "[" + ", ".join(_literal(path) for path in paths) + "]"
-
-
-# --- helpers -------------------------------------------------------------------------------------
 
 
 def _referenced_tables(con: duckdb.DuckDBPyConnection, statement: str) -> list[list[str]] | None:
@@ -529,31 +378,8 @@ def _missing(database: str, name: str) -> str:
     return f"no table {database}.{name} — see `dataflow catalog tables`"
 
 
-def _identifier(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _is_remote(location: str) -> bool:
-    return "://" in location and not location.startswith("file://")
-
-
-def _local_path(location: str) -> str:
-    return location.removeprefix("file://")
-
-
-def _folder(path: str) -> str:
-    return os.path.join(str(Path(path).resolve()), "")
-
-
 __all__ = [
     "ALLOWED_STATEMENTS",
-    "JSON_MAX_OBJECT_SIZE",
     "QuerySession",
     "check_statement",
-    "external_select",
-    "iceberg_select",
 ]
