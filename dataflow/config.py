@@ -313,6 +313,134 @@ class TransformSettings(_Model):
     )
 
 
+class MetricSpec(_Model):
+    """A CloudWatch-style metric: namespace + name + the exact dimension set."""
+
+    namespace: str = Field(..., min_length=1, description="e.g. Dataflow/Ingest.")
+    name: str = Field(..., min_length=1, max_length=255, description="e.g. Errors.")
+    dimensions: dict[str, str] = Field(default_factory=dict, description="Exact dimension set.")
+
+
+class ComparisonOperator(StrEnum):
+    """How an alarm compares a datapoint with its threshold (CloudWatch names)."""
+
+    GE = "GreaterThanOrEqualToThreshold"
+    """Breaching when value >= threshold."""
+    GT = "GreaterThanThreshold"
+    """Breaching when value > threshold."""
+    LT = "LessThanThreshold"
+    """Breaching when value < threshold."""
+    LE = "LessThanOrEqualToThreshold"
+    """Breaching when value <= threshold."""
+
+
+class TreatMissingData(StrEnum):
+    """How an alarm fills evaluation periods without datapoints (CloudWatch semantics)."""
+
+    MISSING = "missing"
+    """Missing periods are neither good nor bad; all missing -> INSUFFICIENT_DATA."""
+    NOT_BREACHING = "notBreaching"
+    """Missing periods count as good (within the threshold)."""
+    BREACHING = "breaching"
+    """Missing periods count as bad (breaching the threshold)."""
+    IGNORE = "ignore"
+    """Missing periods keep the current alarm state."""
+
+
+class ActionSpec(_Model):
+    """What an alarm does on a state transition."""
+
+    type: str = Field(..., description="log, webhook, email or command.")
+    url: str | None = Field(None, description="webhook: where to POST the JSON.")
+    format: str = Field("json", description="webhook: json, or slack for a Slack-style payload.")
+    to: list[str] = Field(default_factory=list, description="email: recipients.")
+    sender: str | None = Field(None, description="email: From address.")
+    smtp_host: str = Field("127.0.0.1", description="email: SMTP server.")
+    smtp_port: int = Field(25, ge=1, le=65535, description="email: SMTP port.")
+    command: list[str] | None = Field(None, description="command: argv to run.")
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        if value not in {"log", "webhook", "email", "command"}:
+            raise ValueError("use one of log, webhook, email, command")
+        return value
+
+
+class AlarmSpec(_Model):
+    """A CloudWatch-style metric alarm (PutMetricAlarm's fields, in snake_case)."""
+
+    name: str = Field(..., min_length=1, max_length=255, description="Alarm name.")
+    description: str | None = Field(None, description="What the alarm means, for people.")
+    metric: MetricSpec
+    statistic: str = Field("Sum", description="Sum, Average, Minimum, Maximum, SampleCount, pNN.")
+    period: int = Field(60, ge=10, description="Seconds per datapoint: 10, 20, 30 or n x 60.")
+    evaluation_periods: int = Field(1, ge=1, description="N: periods evaluated.")
+    datapoints_to_alarm: int | None = Field(None, ge=1, description="M of N (default N).")
+    comparison_operator: ComparisonOperator = ComparisonOperator.GT
+    threshold: float = Field(0.0, description="Value compared with each datapoint.")
+    treat_missing_data: TreatMissingData = TreatMissingData.MISSING
+    actions: list[ActionSpec] = Field(default_factory=list, description="On entering ALARM.")
+    ok_actions: list[ActionSpec] = Field(default_factory=list, description="On entering OK.")
+    insufficient_data_actions: list[ActionSpec] = Field(
+        default_factory=list, description="On entering INSUFFICIENT_DATA."
+    )
+    enabled: bool = Field(True, description="Evaluate and fire actions.")
+
+    @field_validator("period")
+    @classmethod
+    def _cloudwatch_period(cls, value: int) -> int:
+        if value not in (10, 20, 30) and value % 60:
+            raise ValueError("CloudWatch periods are 10, 20, 30 or a multiple of 60 seconds")
+        return value
+
+
+class RetryPolicy(_Model):
+    """EventBridge Scheduler's retry policy for a job."""
+
+    maximum_retry_attempts: int = Field(2, ge=0, le=185, description="Retries after a failure.")
+    maximum_event_age_seconds: int = Field(
+        86_400, ge=60, le=86_400, description="Give up retrying a fire older than this."
+    )
+
+
+class JobSpec(_Model):
+    """A scheduled job: what to run and when (EventBridge Scheduler's fields)."""
+
+    name: str = Field(..., min_length=1, max_length=64, description="Job name.")
+    schedule: str = Field(
+        ..., description="rate(5 minutes), cron(0/15 13-21 ? * MON-FRI *), at(…)."
+    )
+    timezone: str = Field("UTC", description="IANA zone the expression is read in.")
+    start_date: dt.datetime | None = Field(None, description="No fire before this (UTC).")
+    end_date: dt.datetime | None = Field(None, description="No fire after this (UTC).")
+    flexible_window_minutes: int = Field(
+        0, ge=0, le=1440, description="0 = fire on time; else at some time within the window."
+    )
+    command: list[str] = Field(
+        default_factory=lambda: ["run"],
+        description="dataflow arguments, e.g. [ingest, --endpoints, quote].",
+    )
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    enabled: bool = Field(True, description="Scheduled at all.")
+
+
+class ScheduleSettings(_Model):
+    """The scheduler (`dataflow schedule`)."""
+
+    jobs: list[JobSpec] = Field(default_factory=list, description="Scheduled jobs.")
+    catch_up: str = Field(
+        "latest", description="After downtime: latest (one run for missed fires) or none."
+    )
+
+    @field_validator("catch_up")
+    @classmethod
+    def _catch_up(cls, value: str) -> str:
+        if value not in {"latest", "none"}:
+            raise ValueError("use latest or none")
+        return value
+
+
 class RunSettings(_Model):
     """Pipeline runs."""
 
@@ -347,6 +475,8 @@ class Settings(_Model):
     metadata: MetadataSettings = Field(default_factory=MetadataSettings)
     catalog: CatalogSettings = Field(default_factory=CatalogSettings)
     transform: TransformSettings = Field(default_factory=TransformSettings)
+    alarms: list[AlarmSpec] = Field(default_factory=list, description="CloudWatch-style alarms.")
+    schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     run: RunSettings = Field(default_factory=RunSettings)
     logging: LogSettings = Field(default_factory=LogSettings)
 
