@@ -9,8 +9,8 @@ stores naive UTC there (ISO text that sorts like time) and turns values back int
 on the way out; PostgreSQL gets ``timestamp with time zone``.
 
 Example:
-    >>> sorted(t.name for t in metadata.sorted_tables)[4:]
-    ['metric_points', 'run_stages', 'runs', 'watermarks']
+    >>> sorted(t.name for t in metadata.sorted_tables)[-4:]
+    ['run_stages', 'runs', 'schedule_fires', 'watermarks']
 """
 
 from __future__ import annotations
@@ -235,11 +235,78 @@ external_files = sa.Table(
     sa.ForeignKeyConstraint(*_EXTERNAL_FK, ondelete="CASCADE"),
 )
 
+# --- alarms (monitor) and the scheduler ---------------------------------------------------------
+
+_BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+alarm_states = sa.Table(
+    "alarm_states",
+    metadata,
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("state", sa.String(30), nullable=False),
+    sa.Column("reason", sa.Text(), nullable=False),
+    sa.Column("reason_data", _json(), nullable=False),
+    # Hash of the alarm's definition: a change is a ConfigurationUpdate in the history.
+    sa.Column("config_hash", sa.String(64), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("evaluated_at", UTCDateTime(), nullable=True),
+)
+
+alarm_history = sa.Table(
+    "alarm_history",
+    metadata,
+    sa.Column("id", _BIG_ID, primary_key=True),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("timestamp", UTCDateTime(), nullable=False),
+    # CloudWatch's HistoryItemType: ConfigurationUpdate | StateUpdate | Action.
+    sa.Column("item_type", sa.String(30), nullable=False),
+    sa.Column("old_state", sa.String(30), nullable=True),
+    sa.Column("new_state", sa.String(30), nullable=True),
+    sa.Column("summary", sa.Text(), nullable=False),
+    sa.Column("data", _json(), nullable=False),
+    sa.Index("ix_alarm_history_name_timestamp", "name", "timestamp"),
+)
+
+schedule_fires = sa.Table(
+    "schedule_fires",
+    metadata,
+    sa.Column("id", _BIG_ID, primary_key=True),
+    sa.Column("job", sa.String(64), nullable=False),
+    sa.Column("scheduled_at", UTCDateTime(), nullable=False),
+    sa.Column("attempt", sa.Integer(), nullable=False),
+    sa.Column("started_at", UTCDateTime(), nullable=False),
+    sa.Column("finished_at", UTCDateTime(), nullable=True),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("exit_code", sa.Integer(), nullable=True),
+    sa.Column("run_id", sa.String(64), nullable=True),
+    sa.Column("message", sa.Text(), nullable=True),
+    sa.Column("host", sa.String(255), nullable=True),
+    sa.Column("pid", sa.Integer(), nullable=True),
+    sa.Index("ix_schedule_fires_job_scheduled_at", "job", "scheduled_at"),
+)
+
+dead_letters = sa.Table(
+    "dead_letters",
+    metadata,
+    sa.Column("id", _BIG_ID, primary_key=True),
+    sa.Column("job", sa.String(64), nullable=False),
+    sa.Column("scheduled_at", UTCDateTime(), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False),
+    sa.Column("first_attempt_at", UTCDateTime(), nullable=True),
+    sa.Column("last_error", sa.Text(), nullable=True),
+    sa.Column("recorded_at", UTCDateTime(), nullable=False),
+    sa.Column("payload", _json(), nullable=False),
+)
+
+
 __all__ = [
     "UTC",
     "VERSION_TABLE",
     "UTCDateTime",
+    "alarm_history",
+    "alarm_states",
     "canonical_dimensions",
+    "dead_letters",
     "external_files",
     "external_partitions",
     "external_table_versions",
@@ -248,6 +315,7 @@ __all__ = [
     "metric_points",
     "run_stages",
     "runs",
+    "schedule_fires",
     "utc",
     "utcnow",
     "watermarks",
