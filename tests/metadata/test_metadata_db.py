@@ -39,8 +39,8 @@ def test_open_creates_folder_and_schema_at_head(md_url: str, tmp_path: Path) -> 
         db.dispose()
 
 
-def test_migrate_is_idempotent(md_url: str) -> None:
-    db = MetadataDB(md_url)
+def test_migrate_is_idempotent(md_any_url: str) -> None:
+    db = MetadataDB(md_any_url)
     try:
         assert db.current_revision() is None
         db.migrate()
@@ -66,8 +66,8 @@ def test_migrate_is_idempotent(md_url: str) -> None:
         db.dispose()
 
 
-def test_alembic_current_equals_head(md_url: str) -> None:
-    db = open_metadata(md_url)
+def test_alembic_current_equals_head(md_any_url: str) -> None:
+    db = open_metadata(md_any_url)
     try:
         config = alembic_config()
         config.stdout = io.StringIO()
@@ -79,9 +79,9 @@ def test_alembic_current_equals_head(md_url: str) -> None:
         db.dispose()
 
 
-def test_schema_module_matches_the_migrations(md_url: str) -> None:
+def test_schema_module_matches_the_migrations(md_any_url: str) -> None:
     """schema.py and versions/ describe the same tables, columns, types and indexes."""
-    db = open_metadata(md_url)
+    db = open_metadata(md_any_url)
     try:
         with db.read() as conn:
             context = MigrationContext.configure(
@@ -104,9 +104,9 @@ def test_sqlite_pragmas(md_url: str) -> None:
         db.dispose()
 
 
-def test_transactions_roll_back_ddl_and_dml(md_url: str) -> None:
+def test_transactions_roll_back_ddl_and_dml(md_any_url: str) -> None:
     """BEGIN is ours on SQLite, so a failed block leaves nothing behind, DDL included."""
-    db = open_metadata(md_url)
+    db = open_metadata(md_any_url)
     try:
 
         def create_then_fail() -> None:
@@ -136,11 +136,11 @@ CHILD_MIGRATE = textwrap.dedent(
 )
 
 
-def test_concurrent_first_migrations_in_separate_processes(md_url: str, tmp_path: Path) -> None:
+def test_concurrent_first_migrations_in_separate_processes(md_any_url: str, tmp_path: Path) -> None:
     go = tmp_path / "go"
     children = [
         subprocess.Popen(
-            [sys.executable, "-c", CHILD_MIGRATE, md_url, str(go)],
+            [sys.executable, "-c", CHILD_MIGRATE, md_any_url, str(go)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -153,7 +153,7 @@ def test_concurrent_first_migrations_in_separate_processes(md_url: str, tmp_path
     for child, (out, err) in zip(children, results, strict=True):
         assert child.returncode == 0, err
         assert out.strip() == head_revision()
-    db = MetadataDB(md_url)
+    db = MetadataDB(md_any_url)
     try:
         assert db.current_revision() == head_revision()
         assert set(sa.inspect(db.engine).get_table_names()) >= TABLES
