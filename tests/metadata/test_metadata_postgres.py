@@ -1,4 +1,4 @@
-"""The metadata database on PostgreSQL: migrations and every store.
+"""The stores on PostgreSQL (migrations run on both databases in test_metadata_db.py).
 
 Runs against the suite's ``postgres_url`` server (tests/conftest.py: ``DATAFLOW_TEST_POSTGRES_URL``
 or a throwaway server started on 127.0.0.1). Each test works in a fresh schema of its own and drops
@@ -19,10 +19,7 @@ from dataflow.metadata import (
     WatermarkStore,
     open_metadata,
 )
-from dataflow.metadata.schema import VERSION_TABLE
 from dataflow.monitor import Metrics
-
-TABLES = {"runs", "run_stages", "watermarks", "metric_points", VERSION_TABLE}
 
 
 @pytest.fixture
