@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from pathlib import Path
 
 import pytest
 
 from dataflow.config import load_settings
-from dataflow.errors import ImmutableError, StorageError
+from dataflow.errors import StorageError
 from dataflow.storage import (
     RawWriter,
     S3Store,
@@ -23,75 +22,6 @@ from dataflow.storage import (
 from dataflow.storage.manifest import Manifest
 
 pytestmark = pytest.mark.s3
-
-
-@pytest.fixture
-def st_s3(st_moto_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> S3Store:
-    """A store under a fresh prefix of the moto bucket (one per test)."""
-    settings = load_settings(
-        tmp_path,
-        overrides={
-            "warehouse": f"s3://bucket/{request.node.name.replace('[', '-').rstrip(']')}",
-            "storage.s3.endpoint_url": st_moto_url,
-            "storage.s3.access_key_id": "testing-key-id",
-            "storage.s3.secret_access_key": "testing-secret",
-            "storage.s3.region": "us-east-1",
-        },
-        env={},
-    )
-    store = open_store(settings)
-    assert isinstance(store, S3Store)
-    return store
-
-
-def test_put_no_overwrite_list_get(st_s3: S3Store) -> None:
-    st_s3.put_bytes("raw/a/1.bin", b"one")
-    st_s3.put_bytes("raw/a/sub/2.bin", b"two")
-    st_s3.put_bytes("raw/b.bin", b"three")
-    with pytest.raises(ImmutableError, match=r"raw/a/1\.bin"):
-        st_s3.put_bytes("raw/a/1.bin", b"changed")
-    assert st_s3.get_bytes("raw/a/1.bin") == b"one"
-    assert st_s3.exists("raw/a/1.bin")
-    assert not st_s3.exists("raw/a/9.bin")
-    assert not st_s3.exists("raw/a"), "a prefix is not an object"
-    listed = st_s3.list()
-    assert [(i.key, i.size) for i in listed] == [
-        ("raw/a/1.bin", 3),
-        ("raw/a/sub/2.bin", 3),
-        ("raw/b.bin", 5),
-    ]
-    assert all(i.modified is not None and i.modified.tzinfo is not None for i in listed)
-    assert [i.key for i in st_s3.list("raw/a/")] == ["raw/a/1.bin", "raw/a/sub/2.bin"]
-    assert st_s3.list("none/") == []
-    st_s3.put_bytes("raw/b.bin", b"new", overwrite=True)
-    assert st_s3.get_bytes("raw/b.bin") == b"new"
-    assert st_s3.url_for("raw/b.bin") == f"{st_s3.uri}/raw/b.bin"
-    with pytest.raises(StorageError, match="no such object"):
-        st_s3.get_bytes("raw/missing")
-
-
-def test_concurrent_create_one_wins(st_s3: S3Store) -> None:
-    writers = 6
-    barrier = threading.Barrier(writers)
-    outcomes: dict[int, str] = {}
-
-    def put(number: int) -> None:
-        barrier.wait()
-        try:
-            st_s3.put_bytes("raw/race.bin", f"writer {number}".encode())
-            outcomes[number] = "won"
-        except ImmutableError:
-            outcomes[number] = "immutable"
-
-    threads = [threading.Thread(target=put, args=(n,)) for n in range(writers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    winners = [n for n, outcome in outcomes.items() if outcome == "won"]
-    assert len(outcomes) == writers
-    assert len(winners) == 1, outcomes
-    assert st_s3.get_bytes("raw/race.bin") == f"writer {winners[0]}".encode()
 
 
 def test_raw_writer_and_manifest_on_s3(st_s3: S3Store) -> None:
