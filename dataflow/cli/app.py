@@ -21,6 +21,7 @@ def _register() -> None:
     from dataflow.cli import (
         catalog,
         crawl,
+        logs,
         pipeline,
         project,
         query,
@@ -30,7 +31,18 @@ def _register() -> None:
         transform,
     )
 
-    for module in (project, pipeline, transform, crawl, catalog, query, runs, raw, simulator):
+    for module in (
+        project,
+        pipeline,
+        transform,
+        crawl,
+        catalog,
+        query,
+        runs,
+        logs,
+        raw,
+        simulator,
+    ):
         module.register(app)
 
 
