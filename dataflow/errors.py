@@ -23,6 +23,8 @@ retry logic whether trying again can help::
     │   └── NoSuchTableError        (Terminal)  the table named is not in the catalog -> exit 2
     ├── TransformError                          the transform stage
     │   └── ModelError              (Terminal)  a SQL model is wrong (header, SQL, keys) -> exit 2
+    ├── QualityError                            data quality (DQDL rulesets and their evaluation)
+    │   └── DqdlParseError          (Config)    a ruleset does not parse (line, column) -> exit 2
     └── StageError                              a stage failed; wraps the cause once with context
 
 ``exit_code`` is what the CLI exits with: 2 for bad input or configuration, 1 otherwise.
@@ -157,6 +159,35 @@ class ModelError(TransformError, TerminalError):
     exit_code = 2
 
 
+class QualityError(DataflowError):
+    """Base of data-quality errors."""
+
+
+class DqdlParseError(QualityError, ConfigError):
+    """A DQDL document that does not parse: Glue's "Parsing Error" with where it happened.
+
+    Attributes:
+        reason: the message alone, as Glue words it, e.g. ``Rule Type: Foo is not valid``.
+        line: 1-based line of the offending text.
+        column: 1-based column of the offending text.
+        text: the offending text (a token, or the start of the rule).
+
+    Example:
+        >>> err = DqdlParseError("Rule Type: Foo is not valid", line=2, column=5, text="Foo")
+        >>> str(err)
+        'Parsing Error: Rule Type: Foo is not valid (line 2, column 5, at "Foo")'
+    """
+
+    def __init__(self, reason: str, *, line: int, column: int, text: str) -> None:
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        shown = shown.replace("\n", "\\n")
+        super().__init__(f'Parsing Error: {reason} (line {line}, column {column}, at "{shown}")')
+        self.reason = reason
+        self.line = line
+        self.column = column
+        self.text = text
+
+
 # --- pipeline ------------------------------------------------------------------------------------
 
 
@@ -181,11 +212,13 @@ __all__ = [
     "ConfigError",
     "DailyLimitError",
     "DataflowError",
+    "DqdlParseError",
     "ImmutableError",
     "LockTimeoutError",
     "MetadataError",
     "ModelError",
     "NoSuchTableError",
+    "QualityError",
     "RateLimitError",
     "RequestError",
     "ServerError",

@@ -21,6 +21,7 @@ def _register() -> None:
     from dataflow.cli import (
         catalog,
         crawl,
+        dq,
         logs,
         pipeline,
         project,
@@ -38,6 +39,7 @@ def _register() -> None:
         crawl,
         catalog,
         query,
+        dq,
         runs,
         logs,
         raw,
