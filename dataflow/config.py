@@ -309,7 +309,7 @@ class TransformSettings(_Model):
         200, ge=1, description="Raw files read per batch (bounds memory on any input size)."
     )
     batch_bytes: int = Field(
-        64_000_000, ge=1, description="Compressed raw bytes per batch (a larger file is alone)."
+        16_000_000, ge=1, description="Compressed raw bytes per batch (a larger file is alone)."
     )
 
 
@@ -424,21 +424,58 @@ class JobSpec(_Model):
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     enabled: bool = Field(True, description="Scheduled at all.")
 
+    @field_validator("schedule")
+    @classmethod
+    def _valid_expression(cls, value: str) -> str:
+        from dataflow.schedule.expressions import parse_expression
+
+        try:
+            parse_expression(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _valid_zone(cls, value: str) -> str:
+        from dataflow.schedule.expressions import zone
+
+        try:
+            zone(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+
+class CatchUp(StrEnum):
+    """What the scheduler does about fires it missed while it was not running."""
+
+    LATEST = "latest"
+    """One run for all the missed fires (at the latest one), within the maximum event age."""
+    NONE = "none"
+    """Skip the missed fires (recorded as skipped)."""
+
 
 class ScheduleSettings(_Model):
     """The scheduler (`dataflow schedule`)."""
 
     jobs: list[JobSpec] = Field(default_factory=list, description="Scheduled jobs.")
-    catch_up: str = Field(
-        "latest", description="After downtime: latest (one run for missed fires) or none."
+    catch_up: CatchUp = Field(
+        CatchUp.LATEST, description="After downtime: latest (one run for missed fires) or none."
+    )
+    shutdown_timeout: float = Field(
+        300.0, ge=0, description="Seconds to wait for running jobs on SIGTERM before stopping them."
     )
 
-    @field_validator("catch_up")
+    @field_validator("jobs")
     @classmethod
-    def _catch_up(cls, value: str) -> str:
-        if value not in {"latest", "none"}:
-            raise ValueError("use latest or none")
-        return value
+    def _unique_names(cls, jobs: list[JobSpec]) -> list[JobSpec]:
+        seen: set[str] = set()
+        for job in jobs:
+            if job.name in seen:
+                raise ValueError(f"two jobs are named {job.name!r}; job names must be unique")
+            seen.add(job.name)
+        return jobs
 
 
 class RunSettings(_Model):

@@ -168,3 +168,21 @@ def test_history_start_is_a_date(tmp_path: Path) -> None:
     assert load_settings(tmp_path, env={}).sources.twelvedata.history_start == dt.date(2024, 2, 1)
     assert load_settings(tmp_path / "x", env={}).sources.twelvedata.plan is None
     assert Plan("basic") is Plan.BASIC
+
+
+@pytest.mark.parametrize(
+    ("jobs", "message"),
+    [
+        ("[{name: a, schedule: 'rate(1 minutes)'}]", r"schedule\.jobs\.0\.schedule: .*rate"),
+        ("[{name: a, schedule: 'cron(0 12 * * * *)'}]", r"use \? in one of them"),
+        ("[{name: a, schedule: 'rate(5 minutes)', timezone: Mars/Base}]", r"Mars/Base"),
+        (
+            "[{name: a, schedule: 'rate(5 minutes)'}, {name: a, schedule: 'rate(1 hour)'}]",
+            r"two jobs are named 'a'",
+        ),
+    ],
+)
+def test_bad_schedules_fail_when_the_settings_load(tmp_path: Path, jobs: str, message: str) -> None:
+    write(tmp_path, f"schedule:\n  jobs: {jobs}\n")
+    with pytest.raises(ConfigError, match=message):
+        load_settings(tmp_path, env={})

@@ -28,6 +28,7 @@ def _register() -> None:
         query,
         raw,
         runs,
+        schedule,
         simulator,
         transform,
     )
@@ -42,6 +43,7 @@ def _register() -> None:
         dq,
         runs,
         logs,
+        schedule,
         raw,
         simulator,
     ):
