@@ -64,6 +64,7 @@ def daemon(
     configure_logging(level=settings.logging.level)
     timeout = settings.schedule.shutdown_timeout if shutdown_timeout is None else shutdown_timeout
     scheduler = Scheduler(settings, shutdown_timeout=timeout)
+    scheduler.minute_hooks.append(lambda now: _evaluate_alarms(scheduler, now))
     if not scheduler.jobs:
         raise ConfigError(
             f"{settings.project_dir / 'dataflow.yaml'}: no enabled jobs in schedule.jobs — "
@@ -263,3 +264,10 @@ def _job_row(spec: JobSpec, store: FireStore) -> dict[str, Any]:
 
 def _short(value: dt.datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S") if value is not None else ""
+
+
+def _evaluate_alarms(scheduler: Any, now: Any) -> None:
+    """The scheduler's minute hook: CloudWatch evaluates every alarm every minute."""
+    from dataflow.monitor.alarm_store import evaluate_all
+
+    evaluate_all(scheduler.settings, scheduler.store.db, at=now)

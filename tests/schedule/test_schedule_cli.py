@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import typer
+import yaml
 from typer.testing import CliRunner
 
 from dataflow.cli.schedule import register
@@ -156,10 +157,12 @@ def test_list_jobs(sch_cli: typer.Typer, sch_project: Path) -> None:
 
 
 def test_list_rejects_a_bad_job_expression(sch_cli: typer.Typer, sch_project: Path) -> None:
-    make_settings(sch_project, [{"name": "bad", "schedule": "cron(0 12 1 * MON *)"}])
+    config = {"schedule": {"jobs": [{"name": "bad", "schedule": "cron(0 12 1 * MON *)"}]}}
+    (sch_project / "dataflow.yaml").write_text(yaml.safe_dump(config))
     code, _, err = invoke(sch_cli, "list", "--project", str(sch_project))
     assert code == 2
-    assert err.startswith("error: cron(0 12 1 * MON *): you cannot specify both")
+    assert "schedule.jobs.0.schedule: 'cron(0 12 1 * MON *)' is invalid" in err
+    assert "cron(0 12 1 * MON *): you cannot specify both" in err
     assert err.count("\n") == 1
 
 

@@ -442,6 +442,13 @@ class IngestStage:
                         ctx.run_id,
                     )
                 )
+        # CloudWatch never rolls up across dimensions: a metric is also published with the
+        # pipeline alone, so alarms such as "any 429" can watch the whole ingest.
+        for attr, (metric, unit) in names.items():
+            total = sum(getattr(stats, attr) for stats in state.stats.values())
+            points.append(
+                Datapoint("Dataflow/Ingest", metric, float(total), unit, dims, now, ctx.run_id)
+            )
         ctx.metrics.record_many(points)
         ctx.metrics.record("Dataflow/Ingest", "IngestSeconds", seconds, "Seconds")
 
