@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import logging
 import os
 import shutil
 import socket
@@ -15,6 +16,22 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+
+@pytest.fixture(autouse=True)
+def _isolated_dataflow_logging() -> Iterator[None]:
+    """Leave the `dataflow` logger as each test found it.
+
+    In-process CLI tests configure a console handler (as `dataflow run` does in its own process);
+    without this, a later test's stderr would carry log lines it never asked for.
+    """
+    logger = logging.getLogger("dataflow")
+    handlers, level = list(logger.handlers), logger.level
+    yield
+    for handler in list(logger.handlers):
+        if handler not in handlers:
+            logger.removeHandler(handler)
+    logger.setLevel(level)
 
 
 def _free_port() -> int:

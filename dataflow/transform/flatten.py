@@ -1,12 +1,20 @@
-"""Raw envelopes -> one Arrow relation ``raw``, in bounded batches of whole files.
+"""Raw envelopes -> the relation ``raw``, in bounded batches of whole files.
 
 Shapes are normalised here, types are not: SQL models do the typing. Each *record* of a payload
-becomes one row whose ``record`` column is the record's JSON text, next to its ``meta`` and the
-request ``params``. A record is an entry of ``values`` (series, indicators), ``data``
-(catalogues), ``earnings``/``dividends``/``splits``, an element of a bare list, or the whole
-body of a snapshot (``quote``, ``price``, ``eod``, ``exchange_rate`` …). Multi-symbol answers
-(``{"AAPL": {...}, "MSFT": {...}}``) are split per symbol, and each symbol's error object is
-counted and skipped.
+becomes one row of ``raw`` whose ``record`` column is the record's JSON text, next to its ``meta``
+and the request ``params`` (JSON text too, keys sorted). A record is an entry of ``values``
+(series, indicators), ``data`` (catalogues), ``earnings``/``dividends``/``splits``, an element of
+a bare list, or the whole body of a snapshot (``quote``, ``price``, ``eod``, ``exchange_rate`` …).
+Multi-symbol answers (``{"AAPL": {...}, "MSFT": {...}}``) are split per symbol, and each
+symbol's error object is counted and skipped.
+
+The work is split so that nothing runs per record in Python. :func:`flatten_files` gunzips each
+file and parses each envelope line once (``json.loads``) to classify it and describe its
+*bodies* (one per symbol): lineage, ``params``, ``meta``, ``_tz`` and where the body's record list
+sits in the envelope text (a JSON path). The result, :class:`RawBatch`, is one Arrow row per
+body holding that path and the envelope line itself. :func:`raw_relation` registers it with an
+engine and defines ``raw`` as a view (:data:`RAW_VIEW_SQL`) that explodes the record lists in
+SQL (``json_extract(..., '$[*]')`` + ``unnest``), so the engine parses and splits the records.
 
 Error envelopes (HTTP status ≥ 400 or an error body), non-JSON payloads and empty answers give no
 rows; they are counted in :class:`FlattenStats` for the run's metrics.
@@ -23,25 +31,33 @@ Example:
 
 from __future__ import annotations
 
+import gzip
 import json
+import zlib
 import zoneinfo
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from dataflow.storage.raw import iter_envelopes, parse_time
+from dataflow.errors import StorageError
+from dataflow.storage.raw import parse_time
 from dataflow.storage.replay import is_error_body, multi_symbol_keys
 
 if TYPE_CHECKING:
+    from dataflow.engines.base import Engine
     from dataflow.storage import ObjectStore, RawFileInfo
 
 RECORD_LISTS = ("values", "data", "earnings", "dividends", "splits")
 """Keys of a body whose list holds the records (checked in this order)."""
 UTC_TYPES = frozenset({"Physical Currency", "Digital Currency"})
 """Instrument types whose datetimes the API gives in UTC by default."""
+READ_THREADS = 4
+"""Files fetched and gunzipped at once (zlib releases the GIL)."""
 
 RAW_SCHEMA = pa.schema(
     [
@@ -60,6 +76,73 @@ RAW_SCHEMA = pa.schema(
     ]
 )
 """The relation ``raw`` every model reads. JSON columns are text (``record->>'open'``)."""
+
+BODIES_SCHEMA = pa.schema(
+    [
+        ("_raw_key", pa.string()),
+        ("_raw_line", pa.int32()),
+        ("_prefix", pa.string()),
+        ("_list", pa.string()),
+        ("_path", pa.string()),
+        ("_inline", pa.string()),
+        ("_run_id", pa.string()),
+        ("_request_id", pa.string()),
+        ("_received_at", pa.timestamp("us", tz="UTC")),
+        ("endpoint", pa.string()),
+        ("_answer_symbol", pa.string()),
+        ("_fallback_symbol", pa.string()),
+        ("params", pa.string()),
+        ("meta", pa.string()),
+        ("_tz", pa.string()),
+    ]
+)
+"""One row per body (symbol) of an envelope; :data:`RAW_VIEW_SQL` turns it into ``raw``.
+
+``_list`` is the record list's name (``''`` for a bare list, NULL for a snapshot); the records
+are the JSON array at ``_path`` in the envelope text ``_line``, or ``_inline`` (a JSON array
+written here: snapshots, and lists under a key a JSON path cannot spell)."""
+
+BODIES = "_df_bodies"
+"""The name :func:`raw_relation` registers the bodies under."""
+
+RAW_VIEW_SQL = f"""
+CREATE OR REPLACE TEMP VIEW raw AS
+WITH b AS (
+    SELECT
+        * EXCLUDE (_line, _path, _inline),
+        json_extract(CAST(COALESCE(_inline, json_extract(_line, _path)) AS JSON), '$[*]') AS _recs
+    FROM {BODIES}
+),
+u AS (
+    SELECT * EXCLUDE (_recs), unnest(_recs) AS _r, generate_subscripts(_recs, 1) - 1 AS _i
+    FROM b
+)
+SELECT
+    _raw_key,
+    _raw_line,
+    _prefix || CASE WHEN _list IS NULL THEN '' ELSE _list || '[' || _i || ']' END AS _record_path,
+    _run_id,
+    _request_id,
+    _received_at,
+    endpoint,
+    COALESCE(
+        _answer_symbol,
+        CASE WHEN contains(CAST(_r AS VARCHAR), '"symbol"')
+            AND json_type(_r, '$.symbol') = 'VARCHAR'
+            AND (_r ->> '$.symbol') <> '' AND NOT contains(_r ->> '$.symbol', ',')
+            THEN _r ->> '$.symbol' END,
+        _fallback_symbol
+    ) AS symbol,
+    params,
+    meta,
+    CAST(_r AS VARCHAR) AS record,
+    _tz
+FROM u
+"""
+"""The view ``raw`` (columns of :data:`RAW_SCHEMA`) over the bodies of one batch.
+
+A record's own ``symbol`` wins over the body's (catalogues list many symbols), except in a
+multi-symbol answer, where the answer's key names the symbol."""
 
 
 @dataclass
@@ -86,15 +169,16 @@ class FlattenStats:
 
 
 @dataclass
-class _Columns:
-    data: dict[str, list[Any]] = field(default_factory=lambda: {n: [] for n in RAW_SCHEMA.names})
+class RawBatch:
+    """The bodies of one batch of raw files (see :data:`BODIES_SCHEMA`), ready for SQL."""
 
-    def add(self, **values: Any) -> None:
-        for name in RAW_SCHEMA.names:
-            self.data[name].append(values.get(name))
+    bodies: pa.Table
+    stats: FlattenStats = field(default_factory=FlattenStats)
 
-    def table(self) -> pa.Table:
-        return pa.table(self.data, schema=RAW_SCHEMA)
+    @property
+    def records(self) -> int:
+        """Rows ``raw`` holds."""
+        return self.stats.records
 
 
 def plan_batches(
@@ -160,27 +244,11 @@ def effective_timezone(params: Mapping[str, Any], meta: Mapping[str, Any]) -> st
     return "UTC"
 
 
-def _records(body: Any) -> tuple[dict[str, Any], list[tuple[str, Any]]]:
-    """(meta, [(path, record)]) of one single-symbol body."""
-    if isinstance(body, list):
-        return {}, [(f"[{i}]", item) for i, item in enumerate(body)]
-    if not isinstance(body, dict):
-        return {}, []
-    found = body.get("meta")
-    meta: dict[str, Any] = found if isinstance(found, dict) else {}
-    for name in RECORD_LISTS:
-        items = body.get(name)
-        if isinstance(items, list):
-            return meta, [(f"{name}[{i}]", item) for i, item in enumerate(items)]
-    snapshot = {k: v for k, v in body.items() if k not in {"meta", "status"}}
-    return meta, ([("", snapshot)] if snapshot else [])
-
-
-def _symbol(meta: Mapping[str, Any], record: Any, envelope: Mapping[str, Any]) -> str | None:
-    for source in (record if isinstance(record, dict) else {}, meta):
-        value = source.get("symbol")
-        if isinstance(value, str) and value and "," not in value:
-            return value
+def _symbol(meta: Mapping[str, Any], envelope: Mapping[str, Any]) -> str | None:
+    """A body's symbol when its records do not name one (see :data:`RAW_VIEW_SQL`)."""
+    value = meta.get("symbol")
+    if isinstance(value, str) and value and "," not in value:
+        return value
     symbols = envelope.get("symbols") or []
     if len(symbols) == 1:
         return str(symbols[0])
@@ -191,48 +259,106 @@ def _symbol(meta: Mapping[str, Any], record: Any, envelope: Mapping[str, Any]) -
     return None
 
 
-def _bodies(payload: Any, stats: FlattenStats) -> Iterator[tuple[str | None, str, Any]]:
-    """(symbol from the answer's key, path prefix, body) of each symbol in a payload."""
-    keys = multi_symbol_keys(payload)
-    if not keys:
-        yield None, "", payload
-        return
-    for key in keys:
-        body = payload[key]
-        if is_error_body(body):
-            stats.symbol_errors += 1
-            continue
-        yield key, f"{key}:", body
+def _path_key(key: str) -> str | None:
+    """``key`` as a JSON path member, or None when it cannot be spelled safely."""
+    if '"' in key or "\\" in key or any(ord(c) < 32 for c in key):
+        return None
+    return f'"{key}"'
+
+
+class _Bodies:
+    """Columns of :data:`BODIES_SCHEMA` plus the envelope text of each body."""
+
+    def __init__(self) -> None:
+        self.columns: dict[str, list[Any]] = {name: [] for name in BODIES_SCHEMA.names}
+        self.lines: list[bytes | None] = []
+
+    def add(self, row: Mapping[str, Any], line: bytes | None) -> None:
+        for column, values in self.columns.items():
+            values.append(row.get(column))
+        self.lines.append(line)
+
+    def table(self) -> pa.Table:
+        arrays = [pa.array(self.columns[f.name], f.type) for f in BODIES_SCHEMA]
+        # One copy of the envelope texts; a multi-symbol envelope shares one bytes object.
+        lines = pa.array(self.lines, pa.binary()).cast(pa.string())
+        return pa.Table.from_arrays([*arrays, lines], names=[*BODIES_SCHEMA.names, "_line"])
+
+
+def _read(store: ObjectStore, key: str) -> bytes:
+    try:
+        return gzip.decompress(store.get_bytes(key))
+    except (OSError, EOFError, zlib.error) as exc:
+        raise StorageError(f"{key}: is not a readable gzip file ({exc})") from exc
+
+
+def _lines(text: bytes) -> Iterator[tuple[int, int]]:
+    """(start, end) of each non-blank line of ``text``, in order."""
+    start, size = 0, len(text)
+    while start < size:
+        end = text.find(b"\n", start)
+        end = size if end < 0 else end
+        if text[start:end].strip():
+            yield start, end
+        start = end + 1
 
 
 def flatten_files(
     store: ObjectStore, files: Sequence[RawFileInfo]
-) -> tuple[pa.Table, FlattenStats]:
-    """Read whole raw files into the ``raw`` relation.
+) -> tuple[RawBatch, FlattenStats]:
+    """Read whole raw files into the bodies of ``raw`` (see the module docstring).
+
+    Raises:
+        StorageError: a file is not gzip, or a line is not a JSON object.
 
     Example:
-        >>> table, stats = flatten_files(store, batch)  # doctest: +SKIP
-        >>> stats.records == table.num_rows  # doctest: +SKIP
-        True
+        >>> batch, stats = flatten_files(store, files)  # doctest: +SKIP
+        >>> with raw_relation(engine, batch):  # doctest: +SKIP
+        ...     engine.sql("SELECT count(*) AS n FROM raw").to_pylist()
+        [{'n': 5000}]
     """
-    columns = _Columns()
     stats = FlattenStats()
-    for info in files:
-        stats.files += 1
-        stats.bytes += info.size
-        # Lines are numbered from 1 as written: RawWriter never writes blank lines.
-        for line, envelope in enumerate(iter_envelopes(store, info.key), start=1):
-            stats.envelopes += 1
-            _flatten_envelope(columns, stats, info.key, line, envelope)
-    table = columns.table()
-    stats.records = table.num_rows
-    return table, stats
+    chunks: list[pa.Table] = []
+    with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
+        texts = pool.map(lambda info: _read(store, info.key), files)
+        for info, text in zip(files, texts, strict=True):
+            stats.files += 1
+            stats.bytes += info.size
+            chunks.append(_flatten_file(info.key, text, stats))
+    bodies = pa.concat_tables(chunks) if chunks else _Bodies().table()
+    # One body per record batch: the engine explodes batches in parallel, and a body can hold
+    # thousands of records (the whole batch would otherwise be one task on one thread).
+    bodies = pa.Table.from_batches(bodies.to_batches(max_chunksize=1), schema=bodies.schema)
+    batch = RawBatch(bodies=bodies, stats=stats)
+    return batch, stats
+
+
+def _flatten_file(key: str, text: bytes, stats: FlattenStats) -> pa.Table:
+    bodies = _Bodies()
+    # Lines are numbered from 1 as written, blank lines not counted (RawWriter writes none).
+    for number, (start, end) in enumerate(_lines(text), start=1):
+        line = text[start:end]
+        try:
+            envelope = json.loads(line)
+        except ValueError as exc:
+            raise StorageError(f"{key}:{number}: is not a JSON envelope ({exc})") from exc
+        if not isinstance(envelope, dict):
+            raise StorageError(f"{key}:{number}: is not a JSON envelope (not an object)")
+        stats.envelopes += 1
+        _flatten_envelope(bodies, stats, key, number, line, envelope)
+    return bodies.table()
 
 
 def _flatten_envelope(
-    columns: _Columns, stats: FlattenStats, key: str, line: int, envelope: dict[str, Any]
+    bodies: _Bodies,
+    stats: FlattenStats,
+    key: str,
+    number: int,
+    line: bytes,
+    envelope: dict[str, Any],
 ) -> None:
-    payload = envelope.get("payload")
+    """Add the bodies of one envelope (the text ``line``, number ``number`` in file ``key``)."""
+    payload: Any = envelope.get("payload")
     status = envelope.get("status_code")
     if envelope.get("payload_format") != "json":
         stats.non_json += 1
@@ -243,37 +369,96 @@ def _flatten_envelope(
     request = envelope.get("request") or {}
     params = request.get("params") or {}
     received = envelope.get("received_at")
-    received_at = parse_time(received) if isinstance(received, str) else None
-    before = len(columns.data["record"])
-    params_json = json.dumps(params, sort_keys=True)
-    for answer_symbol, prefix, body in _bodies(payload, stats):
-        meta, records = _records(body)
-        tz = effective_timezone(params, meta)
-        meta_json = json.dumps(meta, sort_keys=True)
-        for path, record in records:
-            columns.add(
-                _raw_key=key,
-                _raw_line=line,
-                _record_path=prefix + path,
-                _run_id=envelope.get("run_id"),
-                _request_id=envelope.get("request_id"),
-                _received_at=received_at,
-                endpoint=envelope.get("endpoint"),
-                symbol=answer_symbol or _symbol(meta, record, envelope),
-                params=params_json,
-                meta=meta_json,
-                record=json.dumps(record),
-                _tz=tz,
-            )
-    if len(columns.data["record"]) == before:
+    common = {
+        "_raw_key": key,
+        "_raw_line": number,
+        "_run_id": envelope.get("run_id"),
+        "_request_id": envelope.get("request_id"),
+        "_received_at": parse_time(received) if isinstance(received, str) else None,
+        "endpoint": envelope.get("endpoint"),
+        "params": json.dumps(params, sort_keys=True),
+    }
+    records = 0
+    keys = multi_symbol_keys(payload)
+    answers: list[tuple[str | None, str, str | None, Any]]
+    if keys:
+        answers = []
+        for symbol in keys:
+            body = payload[symbol]
+            if is_error_body(body):
+                stats.symbol_errors += 1
+                continue
+            member = _path_key(symbol)
+            answers.append((symbol, f"{symbol}:", f"$.payload.{member}" if member else None, body))
+    else:
+        answers = [(None, "", "$.payload", payload)]
+    for answer_symbol, prefix, path, body in answers:
+        meta, name, items = _records(body)
+        if not items:
+            continue
+        records += len(items)
+        row = dict(common)
+        row.update(
+            _prefix=prefix,
+            _list=name,
+            _answer_symbol=answer_symbol,
+            _fallback_symbol=_symbol(meta, envelope),
+            meta=json.dumps(meta, sort_keys=True),
+            _tz=effective_timezone(params, meta),
+        )
+        if name is None or path is None:
+            row["_inline"] = json.dumps(items)
+            bodies.add(row, None)
+        else:
+            row["_path"] = f"{path}.{name}" if name else path
+            bodies.add(row, line)
+    stats.records += records
+    if not records:
         stats.empty += 1
 
 
+def _records(body: Any) -> tuple[dict[str, Any], str | None, list[Any]]:
+    """(meta, list name or None for a snapshot, records) of one single-symbol body."""
+    if isinstance(body, list):
+        return {}, "", body
+    if not isinstance(body, dict):
+        return {}, None, []
+    found = body.get("meta")
+    meta: dict[str, Any] = found if isinstance(found, dict) else {}
+    for name in RECORD_LISTS:
+        items = body.get(name)
+        if isinstance(items, list):
+            return meta, name, items
+    snapshot = {k: v for k, v in body.items() if k not in {"meta", "status"}}
+    return meta, None, ([snapshot] if snapshot else [])
+
+
+@contextmanager
+def raw_relation(engine: Engine, batch: RawBatch) -> Iterator[None]:
+    """Make ``raw`` (the view :data:`RAW_VIEW_SQL`) queryable on ``engine`` for a ``with`` block.
+
+    Example:
+        >>> with raw_relation(engine, batch):  # doctest: +SKIP
+        ...     rows = engine.sql(model.sql)
+    """
+    engine.register(BODIES, batch.bodies)
+    try:
+        engine.sql(RAW_VIEW_SQL)
+        yield
+    finally:
+        engine.sql("DROP VIEW IF EXISTS raw")
+        engine.unregister(BODIES)
+
+
 __all__ = [
+    "BODIES_SCHEMA",
     "RAW_SCHEMA",
+    "RAW_VIEW_SQL",
     "RECORD_LISTS",
     "FlattenStats",
+    "RawBatch",
     "effective_timezone",
     "flatten_files",
     "plan_batches",
+    "raw_relation",
 ]

@@ -11,7 +11,8 @@ A model is one SQL file (DuckDB dialect) whose leading ``--`` comment lines decl
     -- enabled: true                        false skips the model (optional)
     SELECT … FROM raw
 
-The SELECT reads the relation ``raw`` (the flattened envelopes of one batch, see
+The SELECT reads the relation ``raw`` (one row per record of one batch's envelopes, with the
+record, ``meta`` and ``params`` as JSON text; a view the engine builds, see
 :mod:`dataflow.transform.flatten`) and must return the lineage columns ``_raw_key``,
 ``_raw_line``, ``_record_path``, ``_run_id``, ``_received_at``, plus ``_error``: NULL for a good
 row, else the reason the row goes to quarantine.

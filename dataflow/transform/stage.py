@@ -177,7 +177,7 @@ class TransformStage:
         *,
         replace_all: bool,
     ) -> None:
-        from dataflow.transform.flatten import flatten_files
+        from dataflow.transform.flatten import flatten_files, raw_relation
         from dataflow.transform.writer import (
             QUARANTINE_KEY,
             check_output,
@@ -189,17 +189,20 @@ class TransformStage:
         )
 
         raw, flat = flatten_files(ctx.store, batch)
-        output = engine.run_model(model.sql, relations={"raw": raw})
-        check_output(model, output)
-        good, rejected = split_rows(model, output)
-        if rejected.num_rows:
-            quarantine = ensure_quarantine(catalog, namespace)
-            engine.upsert(
-                quarantine,
-                quarantine_rows(model, rejected, raw, engine, ctx.run_id),
-                keys=QUARANTINE_KEY,
-                snapshot_properties={"dataflow.run_id": ctx.run_id},
-            )
+        with raw_relation(engine, raw):
+            output = engine.sql(model.sql)
+            check_output(model, output)
+            good, rejected = split_rows(model, output)
+            del output
+            if rejected.num_rows:
+                quarantine = ensure_quarantine(catalog, namespace)
+                engine.upsert(
+                    quarantine,
+                    quarantine_rows(model, rejected, engine, ctx.run_id),
+                    keys=QUARANTINE_KEY,
+                    snapshot_properties={"dataflow.run_id": ctx.run_id},
+                )
+        del raw  # the envelope texts: free them before the commit builds its copies
         table = ensure_table(catalog, namespace, model, good.schema)
         result = commit_rows(
             engine, table, good, keys=model.key, consumed=consumed, run_id=ctx.run_id,

@@ -79,12 +79,17 @@ def check_output(model: Model, rows: pa.Table) -> None:
 def split_rows(model: Model, rows: pa.Table) -> tuple[pa.Table, pa.Table]:
     """(good rows without ``_error``, rejected rows with their reason in ``_error``).
 
-    A row whose key column is NULL is rejected too: it could never be upserted.
+    A row whose key column is NULL is rejected too: it could never be upserted. When every row
+    is good (the usual case) the rows are not copied.
     """
     reason = rows.column(ERROR_COLUMN)
     for key in model.key:
-        missing_key = pc.if_else(pc.is_null(rows.column(key)), f"key column {key} is NULL", None)
-        reason = pc.coalesce(reason, missing_key)
+        column = rows.column(key)
+        if column.null_count:
+            missing_key = pc.if_else(pc.is_null(column), f"key column {key} is NULL", None)
+            reason = pc.coalesce(reason, missing_key)
+    if reason.null_count == len(reason):
+        return rows.drop_columns([ERROR_COLUMN]), rows.schema.empty_table()
     bad = pc.is_valid(reason)
     good = rows.filter(pc.invert(bad)).drop_columns([ERROR_COLUMN])
     rejected = rows.filter(bad).set_column(
@@ -93,25 +98,25 @@ def split_rows(model: Model, rows: pa.Table) -> tuple[pa.Table, pa.Table]:
     return good, rejected
 
 
-def quarantine_rows(
-    model: Model, rejected: pa.Table, raw: pa.Table, engine: Engine, run_id: str
-) -> pa.Table:
-    """Rejected rows in the quarantine table's shape, with the raw record they came from."""
+def quarantine_rows(model: Model, rejected: pa.Table, engine: Engine, run_id: str) -> pa.Table:
+    """Rejected rows in the quarantine table's shape, with the raw record they came from.
+
+    Runs while the batch's relation ``raw`` is defined (see ``raw_relation`` in
+    :mod:`dataflow.transform.flatten`).
+    """
     engine.register("_df_rejected", rejected)
-    engine.register("_df_raw", raw)
     try:
         symbol = "q.symbol" if "symbol" in rejected.column_names else "r.symbol"
         table = engine.sql(
             f"SELECT '{model.target}' AS table_name, q._error AS reason, r.record AS record, "
             f"CAST({symbol} AS VARCHAR) AS symbol, q._raw_key, CAST(q._raw_line AS INTEGER) "
             f"AS _raw_line, q._record_path, q._run_id, q._received_at, '{run_id}' AS "
-            "quarantine_run_id FROM _df_rejected q LEFT JOIN _df_raw r ON "
+            "quarantine_run_id FROM _df_rejected q LEFT JOIN raw r ON "
             "q._raw_key = r._raw_key AND q._raw_line = r._raw_line "
             "AND q._record_path = r._record_path"
         )
     finally:
         engine.unregister("_df_rejected")
-        engine.unregister("_df_raw")
     return table.cast(QUARANTINE_SCHEMA)
 
 
