@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from dataflow.errors import ConfigError, StorageError
@@ -93,7 +94,12 @@ def open_catalog(settings: Settings) -> Catalog:
 
             if not settings.warehouse_is_remote:
                 settings.state_dir.mkdir(parents=True, exist_ok=True)
-            return SqlCatalog(CATALOG_NAME, uri=url or settings.metadata_url, **props)
+            uri = _sqlalchemy_url(url or settings.metadata_url)
+            catalog = SqlCatalog(CATALOG_NAME, uri=uri, **props)
+            # The catalog owns a connection pool; close it when the catalog goes away, so no
+            # database connection outlives its user (psycopg warns about such connections).
+            weakref.finalize(catalog, catalog.engine.dispose)
+            return catalog
         from pyiceberg.catalog import load_catalog
 
         if url:
@@ -106,6 +112,13 @@ def open_catalog(settings: Settings) -> Catalog:
             f"cannot open the {config.type.value} Iceberg catalog ({type(exc).__name__}) — check "
             "catalog.url and the warehouse"
         ) from exc
+
+
+def _sqlalchemy_url(url: str) -> str:
+    """``postgresql://`` means psycopg 3 here, as in the metadata database (not psycopg2)."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
 
 
 def ensure_namespace(catalog: Catalog, namespace: str) -> None:
