@@ -320,3 +320,77 @@ __all__ = [
     "utcnow",
     "watermarks",
 ]
+
+
+# --- data quality: ruleset evaluations (dataflow.quality.history) -------------------------------
+
+dq_evaluations = sa.Table(
+    "dq_evaluations",
+    metadata,
+    sa.Column("result_id", sa.String(64), primary_key=True),
+    sa.Column("ruleset_name", sa.String(255), nullable=False),
+    sa.Column("ruleset_hash", sa.String(64), nullable=False),
+    # "market.time_series" for a catalog table, the file path for `dq check --data`.
+    sa.Column("dataset", sa.String(1024), nullable=False),
+    # Iceberg snapshot ids are 64-bit and may be negative; text keeps them exact everywhere.
+    sa.Column("snapshot_id", sa.String(64), nullable=True),
+    sa.Column("run_id", sa.String(64), nullable=True),
+    sa.Column("evaluation_context", sa.String(255), nullable=False),
+    sa.Column("started_on", UTCDateTime(), nullable=False),
+    sa.Column("completed_on", UTCDateTime(), nullable=False),
+    sa.Column("score", sa.Float(), nullable=False),
+    sa.Column("rules_passed", sa.Integer(), nullable=False),
+    sa.Column("rules_failed", sa.Integer(), nullable=False),
+    sa.Column("rules_errored", sa.Integer(), nullable=False),
+    sa.Column("aggregated_metrics", _json(), nullable=False),
+    sa.Column("analyzer_results", _json(), nullable=False),
+    sa.Index("ix_dq_evaluations_dataset_completed_on", "dataset", "completed_on"),
+    sa.Index("ix_dq_evaluations_run_id", "run_id"),
+)
+
+dq_rule_results = sa.Table(
+    "dq_rule_results",
+    metadata,
+    sa.Column(
+        "result_id",
+        sa.String(64),
+        sa.ForeignKey("dq_evaluations.result_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("seq", sa.Integer(), primary_key=True),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("description", sa.Text(), nullable=False),
+    sa.Column("result", sa.String(10), nullable=False),
+    sa.Column("message", sa.Text(), nullable=True),
+    sa.Column("evaluated_metrics", _json(), nullable=False),
+    sa.Column("labels", _json(), nullable=False),
+)
+
+dq_metrics = sa.Table(
+    "dq_metrics",
+    metadata,
+    sa.Column("id", _BIG_ID, primary_key=True),
+    sa.Column(
+        "result_id",
+        sa.String(64),
+        sa.ForeignKey("dq_evaluations.result_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    # Denormalised from dq_evaluations: the history of one metric is one index range.
+    sa.Column("dataset", sa.String(1024), nullable=False),
+    sa.Column("ruleset_name", sa.String(255), nullable=False),
+    sa.Column("evaluation_context", sa.String(255), nullable=False),
+    sa.Column("key", sa.String(1024), nullable=False),
+    sa.Column("value", sa.Float(), nullable=False),
+    sa.Column("recorded_at", UTCDateTime(), nullable=False),
+    sa.Index(
+        "ix_dq_metrics_series",
+        "dataset",
+        "ruleset_name",
+        "evaluation_context",
+        "key",
+        "recorded_at",
+    ),
+)
+
+__all__ += ["dq_evaluations", "dq_metrics", "dq_rule_results"]

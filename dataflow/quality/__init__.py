@@ -1,7 +1,8 @@
 """The data-quality stage: Glue Data Quality (DQDL) rulesets run locally.
 
-Only the parser exists so far (``dataflow.quality.dqdl``); the evaluator will compile a parsed
-ruleset to SQL.
+``dataflow.quality.dqdl`` parses the language; the evaluator compiles a parsed ruleset to SQL (all
+simple aggregates of a table in one scan), judges each rule as Glue does and records every
+evaluation, whose history dynamic rules (``last(k)``) and DetectAnomalies read.
 
 Example:
     >>> from dataflow.quality import parse_ruleset
@@ -11,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+from dataflow.quality.check import CheckOutcome, check_ruleset
 from dataflow.quality.dqdl import (
     Analyzer,
     CompositeRule,
@@ -24,14 +26,22 @@ from dataflow.quality.dqdl import (
     parse_rule,
     parse_ruleset,
 )
+from dataflow.quality.evaluate import Evaluator
+from dataflow.quality.history import HistoryStore
+from dataflow.quality.outcomes import EvaluationResult
 
 __all__ = [
     "Analyzer",
+    "CheckOutcome",
     "CompositeRule",
     "DqdlParseError",
+    "EvaluationResult",
+    "Evaluator",
+    "HistoryStore",
     "Rule",
     "RuleNode",
     "Ruleset",
+    "check_ruleset",
     "format_rule",
     "format_ruleset",
     "load_ruleset",
