@@ -221,22 +221,29 @@ def run_pipeline(
         record = runs.finish_run(ctx.run_id, status=run_status, message=message)
         log.info("run %s %s", ctx.run_id, run_status)
         ctx.metrics.record("Dataflow/Pipeline", "RunFailed", 1.0 if failure else 0.0, "Count")
-        _after_run(ctx, record, run_status)
+        _after_run(ctx, record, run_status, transformed="transform" in results)
         if failure is not None:
             raise failure
         return RunResult(run=record, results=results)
 
 
-def _after_run(ctx: RunContext, record: RunRecord, status: str) -> None:
-    """Record the run's duration against its history, then evaluate the alarms.
+def _after_run(ctx: RunContext, record: RunRecord, status: str, *, transformed: bool) -> None:
+    """Record the run's duration and the tables' freshness, then evaluate the alarms.
 
-    A bad alarm definition is logged, never a reason to fail the run that just finished.
+    Neither a bad alarm definition nor an unreadable table is a reason to fail the run that just
+    finished: both are logged.
     """
     from dataflow.monitor.alarm_store import evaluate_all
     from dataflow.monitor.default_alarms import record_run_duration
+    from dataflow.monitor.freshness import record_freshness
 
     if status == "succeeded":  # a short failed run would drag the median down
         record_run_duration(ctx.metrics, record.duration_s or 0.0)
+    if transformed:
+        try:
+            record_freshness(ctx.settings, ctx.metrics)
+        except DataflowError as exc:
+            log.error("freshness could not be measured: %s", exc)
     try:
         # The run's own datapoints sit in the period still in progress: count it.
         evaluate_all(ctx.settings, ctx.db, include_partial_period=True)
