@@ -11,7 +11,9 @@ Usage::
 
 Benchmarks: ``cli`` (start time of ``dataflow --help``), ``ingest`` (throughput against the
 simulator with unlimited credits), ``credits`` (credit utilisation under a budget, 429s),
-``etl`` (transform into Iceberg against DuckDB and pandas baselines; ``bench/etl.py``).
+``etl`` (transform into Iceberg against DuckDB and pandas baselines; ``bench/etl.py``),
+``dq`` (a 10-rule DQDL ruleset against a hand-written DuckDB query, Great Expectations and Soda;
+``bench/dq.py``).
 The exit status is 0 when every benchmark ran, whether or not it met its target (the targets'
 pass/fail are in the JSON); 1 when a benchmark crashed.
 """
@@ -34,6 +36,7 @@ from typing import Any
 import bench_cli
 import bench_credits
 import bench_ingest
+import dq
 import etl
 from harness import log
 
@@ -42,6 +45,7 @@ BENCHMARKS: dict[str, Callable[..., dict[str, Any]]] = {
     "ingest": bench_ingest.run,
     "credits": bench_credits.run,
     "etl": etl.run,
+    "dq": dq.run,
 }
 
 
@@ -121,6 +125,7 @@ def summary(results: dict[str, Any]) -> list[dict[str, Any]]:
             },
         ]
     rows += _etl_rows(results.get("etl"))
+    rows += _dq_rows(results.get("dq"))
     return rows
 
 
@@ -160,6 +165,32 @@ def _etl_rows(etl_result: Any) -> list[dict[str, Any]]:
             "pass": passed["incremental"],
         },
     ]
+
+
+def _dq_rows(dq_result: Any) -> list[dict[str, Any]]:
+    """The data-quality benchmark's headline rows (empty when it did not run or crashed)."""
+    if not isinstance(dq_result, dict) or "wall_s" not in dq_result.get("ours", {}):
+        return []
+    ours, targets, passed = dq_result["ours"], dq_result["targets"], dq_result["pass"]
+    rows = []
+    for peer, key, target, verdict in (
+        ("baseline_duckdb", "ratio_time_to_duckdb", "ratio_to_duckdb", "ratio_to_duckdb"),
+        ("great_expectations", "ratio_time_to_great_expectations", "great_expectations",
+         "faster_than_gx"),
+        ("soda", "ratio_time_to_soda", "soda", "faster_than_soda"),
+    ):  # fmt: skip
+        other = dq_result[peer]
+        rows.append(
+            {
+                "figure": f"DQ 10 rules, {dq_result['rows']:,} rows: time vs {peer} (s)",
+                "value": ours["wall_s"],
+                "baseline": other.get("wall_s", other.get("skipped") or other.get("error")),
+                "ratio": dq_result[key],
+                "target": targets[target],
+                "pass": passed[verdict],
+            }
+        )
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""`dataflow dq`: Glue Data Quality (DQDL) rulesets: parse, check, results, history."""
+"""`dataflow dq`: Glue Data Quality (DQDL) rulesets: parse, check, results, history, recommend."""
 
 from __future__ import annotations
 
@@ -285,3 +285,52 @@ def _evaluations(
         return HistoryStore(db).evaluations(dataset=dataset, run_id=run_id, limit=limit)
     finally:
         db.dispose()
+
+
+# --- recommend -----------------------------------------------------------------------------------
+
+
+@dq_app.command("recommend")
+@handle_errors
+def recommend(
+    table: TableOption = None,
+    data: DataOption = None,
+    output_file: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the ruleset to this file.", show_default=False),
+    ] = None,
+    statistics: Annotated[
+        bool, typer.Option("--statistics", help="Also recommend Mean and StandardDeviation.")
+    ] = False,
+    project: ProjectOption = None,
+) -> None:
+    """Profile a table or a data file and print a starter DQDL ruleset that passes on it.
+
+    Like Glue's recommendation runs: row count, completeness, keys, value sets, ranges and
+    lengths from one scan. Review the bounds before gating publication on them.
+    """
+    from dataflow.quality.recommend import recommend_dataset
+
+    settings = db = None
+    if table is not None or project is not None:
+        from dataflow.metadata import open_metadata
+
+        settings = settings_for(project)
+        db = open_metadata(settings.metadata_url)
+    try:
+        found = recommend_dataset(
+            table=table, data=data, settings=settings, db=db, statistics=statistics
+        )
+    finally:
+        if db is not None:
+            db.dispose()
+    for rule in found.dropped:
+        console(stderr=True).print(f"left out (does not pass on this data): {rule}", markup=False)
+    text = found.text + "\n"
+    if output_file is not None:
+        output_file.parent.mkdir(parents=True, exist_ok=True)
+        output_file.write_text(text, encoding="utf-8")
+        rules = len(found.ruleset.rules)
+        console(stderr=True).print(f"{rules} rules written to {output_file}", markup=False)
+    else:
+        typer.echo(text, nl=False)
