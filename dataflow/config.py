@@ -313,6 +313,27 @@ class TransformSettings(_Model):
     )
 
 
+class WorkgroupSettings(_Model):
+    """An Athena-style workgroup."""
+
+    bytes_scanned_cutoff_per_query: int | None = Field(
+        None, ge=1, description="A query planned to read more bytes is CANCELLED (none: no limit)."
+    )
+
+
+class QuerySettings(_Model):
+    """The query stage (`dataflow query`)."""
+
+    results_prefix: str = Field(
+        "results", description="Result files: <warehouse>/<prefix>/<id>.csv"
+    )
+    queries_dir: str = Field("queries", description="Named queries: <project>/<dir>/<name>.sql")
+    default_workgroup: str = Field("primary", description="Workgroup of queries that name none.")
+    workgroups: dict[str, WorkgroupSettings] = Field(
+        default_factory=dict, description="Workgroups by name (primary always exists)."
+    )
+
+
 class MetricSpec(_Model):
     """A CloudWatch-style metric: namespace + name + the exact dimension set."""
 
@@ -512,6 +533,7 @@ class Settings(_Model):
     metadata: MetadataSettings = Field(default_factory=MetadataSettings)
     catalog: CatalogSettings = Field(default_factory=CatalogSettings)
     transform: TransformSettings = Field(default_factory=TransformSettings)
+    query: QuerySettings = Field(default_factory=QuerySettings)
     alarms: list[AlarmSpec] = Field(default_factory=list, description="CloudWatch-style alarms.")
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     run: RunSettings = Field(default_factory=RunSettings)

@@ -23,6 +23,9 @@ retry logic whether trying again can help::
     │   └── NoSuchTableError        (Terminal)  the table named is not in the catalog -> exit 2
     ├── TransformError                          the transform stage
     │   └── ModelError              (Terminal)  a SQL model is wrong (header, SQL, keys) -> exit 2
+    ├── QueryError              (Config)    Athena-style: SYNTAX_ERROR: line 1:8: ... -> exit 2
+    │   └── TableNotFoundError      (NoSuchTable) TABLE_NOT_FOUND
+    ├── QueryCancelledError                     CANCELLED, e.g. the workgroup's bytes cutoff
     ├── QualityError                            data quality (DQDL rulesets and their evaluation)
     │   └── DqdlParseError          (Config)    a ruleset does not parse (line, column) -> exit 2
     └── StageError                              a stage failed; wraps the cause once with context
@@ -188,6 +191,55 @@ class DqdlParseError(QualityError, ConfigError):
         self.text = text
 
 
+class QueryError(ConfigError):
+    """A query Athena would fail as a user error: bad SQL, unknown names, a refused statement.
+
+    Attributes:
+        error_type: the Athena/Trino error name, e.g. ``SYNTAX_ERROR``.
+        reason: the message without name and position.
+        line: 1-based line in the query text.
+        column: 1-based column in the query text.
+    """
+
+    def __init__(self, error_type: str, reason: str, *, line: int = 1, column: int = 1) -> None:
+        reason = " ".join(reason.split())  # one line, whatever DuckDB or sqlglot said
+        super().__init__(f"{error_type}: line {line}:{column}: {reason}")
+        self.error_type = error_type
+        self.reason = reason
+        self.line = line
+        self.column = column
+
+
+class TableNotFoundError(QueryError, NoSuchTableError):
+    """``TABLE_NOT_FOUND``: the query names a table the catalog does not have."""
+
+    def __init__(self, database: str, name: str, *, line: int = 1, column: int = 1) -> None:
+        super().__init__(
+            "TABLE_NOT_FOUND",
+            f"Table 'awsdatacatalog.{database}.{name}' does not exist",
+            line=line,
+            column=column,
+        )
+        self.database = database
+        self.table = name
+
+
+class QueryCancelledError(DataflowError):
+    """The query was cancelled before it ran (Athena's state CANCELLED), e.g. over the cutoff.
+
+    Attributes:
+        query_id: the execution that was cancelled.
+        reason: Athena's ``StateChangeReason``, e.g. ``Bytes scanned limit was exceeded``.
+    """
+
+    def __init__(self, query_id: str, reason: str, detail: str = "") -> None:
+        super().__init__(
+            f"query {query_id} CANCELLED: {reason}" + (f" ({detail})" if detail else "")
+        )
+        self.query_id = query_id
+        self.reason = reason
+
+
 # --- pipeline ------------------------------------------------------------------------------------
 
 
@@ -219,12 +271,15 @@ __all__ = [
     "ModelError",
     "NoSuchTableError",
     "QualityError",
+    "QueryCancelledError",
+    "QueryError",
     "RateLimitError",
     "RequestError",
     "ServerError",
     "SourceError",
     "StageError",
     "StorageError",
+    "TableNotFoundError",
     "TerminalError",
     "TransformError",
     "TransientError",

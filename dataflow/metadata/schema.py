@@ -394,3 +394,42 @@ dq_metrics = sa.Table(
 )
 
 __all__ += ["dq_evaluations", "dq_metrics", "dq_rule_results"]
+
+
+# --- query history: one row per query execution (dataflow.query.history) ------------------------
+
+query_executions = sa.Table(
+    "query_executions",
+    metadata,
+    sa.Column("query_id", sa.String(64), primary_key=True),
+    sa.Column("query", sa.Text(), nullable=False),
+    sa.Column("dialect", sa.String(16), nullable=False),
+    sa.Column("workgroup", sa.String(128), nullable=False),
+    # Athena's StatementType (DML, DDL, UTILITY) and SubstatementType (SELECT, UNLOAD, ...).
+    sa.Column("statement_type", sa.String(16), nullable=False),
+    sa.Column("substatement_type", sa.String(64), nullable=False),
+    # QUEUED, RUNNING, SUCCEEDED, FAILED or CANCELLED.
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("state_change_reason", sa.Text(), nullable=True),
+    sa.Column("error_type", sa.String(64), nullable=True),
+    sa.Column("error_category", sa.Integer(), nullable=True),
+    sa.Column("error_message", sa.Text(), nullable=True),
+    sa.Column("submitted_at", UTCDateTime(), nullable=False),
+    sa.Column("completed_at", UTCDateTime(), nullable=True),
+    sa.Column("engine_ms", sa.Integer(), nullable=True),
+    sa.Column("planning_ms", sa.Integer(), nullable=True),
+    sa.Column("queue_ms", sa.Integer(), nullable=True),
+    sa.Column("total_ms", sa.Integer(), nullable=True),
+    sa.Column("rows_returned", sa.BigInteger(), nullable=True),
+    sa.Column("bytes_scanned", sa.BigInteger(), nullable=True),
+    sa.Column("files_scanned", sa.Integer(), nullable=True),
+    # The result object's key in the warehouse (results/<query_id>.csv).
+    sa.Column("output_location", sa.String(1024), nullable=True),
+    sa.Column("as_of", sa.String(64), nullable=True),
+    # {"market.time_series": "<snapshot id>"}: what the query saw (ids as text: 64-bit).
+    sa.Column("snapshots", _json(), nullable=False),
+    sa.Index("ix_query_executions_submitted_at", "submitted_at"),
+    sa.Index("ix_query_executions_workgroup_submitted_at", "workgroup", "submitted_at"),
+)
+
+__all__ += ["query_executions"]

@@ -19,8 +19,17 @@ connection loses access to files outside the warehouse and table locations
 (``enable_external_access=false`` with ``allowed_directories``), with its configuration locked.
 The session time zone is UTC, so ``timestamptz`` columns come out as UTC datetimes.
 
-DuckDB errors are translated here, once: a missing table is :class:`NoSuchTableError`, bad or
-refused SQL :class:`ConfigError`, an unreadable data file :class:`StorageError`.
+A query runs in two steps: :meth:`QuerySession.plan` translates it to DuckDB SQL (Athena/Trino
+and Spark SQL through sqlglot), resolves every table it names to *one* snapshot, and prunes the
+data files with the ``WHERE`` clause (see :mod:`dataflow.query.planning`); :meth:`run` then
+points each table's view at exactly those files and runs the statement. ``--as-of`` (time
+travel) picks each Iceberg table's snapshot at a time, or by id. One session runs one query at
+a time.
+
+DuckDB errors are translated once, Athena-style (:mod:`dataflow.query.errors`): a missing table
+is ``TABLE_NOT_FOUND`` (a :class:`NoSuchTableError`), a wrong column ``COLUMN_NOT_FOUND``, bad or
+refused SQL another :class:`QueryError` (a :class:`ConfigError`), an unreadable data file
+:class:`StorageError`.
 
 Example:
     >>> with QuerySession(settings) as session:  # doctest: +SKIP
@@ -30,16 +39,22 @@ Example:
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
 from dataflow.catalog.external import ExternalCatalog, ExternalTable
 from dataflow.catalog.iceberg import load_table, open_catalog
-from dataflow.errors import ConfigError, NoSuchTableError, StorageError
+from dataflow.errors import ConfigError, StorageError
+from dataflow.query.dialects import Translation, translate
+from dataflow.query.errors import QueryError, TableNotFoundError, from_duckdb, locate, position
+from dataflow.query.planning import QueryPlan, TableScan, table_filters, table_references
 from dataflow.query.result import QueryResult
+from dataflow.query.scans import bind_params, external_scan, iceberg_scan, resolve_snapshot
 from dataflow.query.views import (
     external_select,
     folder_of,
@@ -51,11 +66,15 @@ from dataflow.query.views import (
 )
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     from pyiceberg.catalog import Catalog
     from pyiceberg.table import Table
 
     from dataflow.config import Settings
     from dataflow.metadata.db import MetadataDB
+
+Params = Sequence[Any] | Mapping[str, Any] | None
+"""Bound parameters: a list for ``?``, a mapping for ``$name``."""
 
 ALLOWED_STATEMENTS = "SELECT, WITH, VALUES, SHOW, DESCRIBE, SUMMARIZE or EXPLAIN"
 """What a query may be (DuckDB parses all but EXPLAIN as SELECT statements)."""
@@ -64,16 +83,16 @@ _EXPLAIN = re.compile(r"^\s*EXPLAIN\s+(?:ANALY[SZ]E\s+)?", re.IGNORECASE)
 _METADATA = re.compile(
     r"\b(?:show|describe|information_schema|duckdb_\w+|pg_catalog|sqlite_master)\b", re.IGNORECASE
 )
-_MISSING_TABLE = re.compile(r"Table with name (.+?) does not exist")
 _FILE_LIKE = re.compile(r"[/\\:*?.]")
 
 
 def check_statement(sql: str) -> str:
-    """The one read-only statement in ``sql``, or a ConfigError that says what is allowed.
+    """The one read-only statement in ``sql``, or an error that says what is allowed.
 
     Raises:
-        ConfigError: empty text, several statements, a statement that is not a query, or SQL
-            DuckDB cannot parse.
+        QueryError: ``NOT_SUPPORTED`` for a statement that is not a query, ``SYNTAX_ERROR``
+            for SQL DuckDB cannot parse.
+        ConfigError: empty text or several statements.
 
     Example:
         >>> check_statement("SELECT 1;")
@@ -81,13 +100,14 @@ def check_statement(sql: str) -> str:
         >>> check_statement("COPY t TO 'x.csv'")
         Traceback (most recent call last):
         ...
-        dataflow.errors.ConfigError: COPY statements are not allowed: queries are read-only — \
-use SELECT, WITH, VALUES, SHOW, DESCRIBE, SUMMARIZE or EXPLAIN
+        dataflow.query.errors.QueryError: NOT_SUPPORTED: line 1:1: COPY statements are not \
+allowed: queries are read-only — use SELECT, WITH, VALUES, SHOW, DESCRIBE, SUMMARIZE or \
+EXPLAIN (or CREATE TABLE ... AS SELECT / UNLOAD)
     """
     try:
         statements = duckdb.extract_statements(sql)
     except duckdb.Error as exc:
-        raise _translate(exc) from exc
+        raise from_duckdb(exc, sql) from exc
     if not statements:
         raise ConfigError(f"the query is empty — give one {ALLOWED_STATEMENTS} statement")
     if len(statements) > 1:
@@ -98,9 +118,10 @@ use SELECT, WITH, VALUES, SHOW, DESCRIBE, SUMMARIZE or EXPLAIN
         check_statement(_EXPLAIN.sub("", text))  # EXPLAIN ANALYZE runs what it explains
     elif statement.type != duckdb.StatementType.SELECT:
         keyword = text.split(None, 1)[0].upper() if text else statement.type.name
-        raise ConfigError(
+        raise QueryError(
+            "NOT_SUPPORTED",
             f"{keyword} statements are not allowed: queries are read-only — use "
-            f"{ALLOWED_STATEMENTS}"
+            f"{ALLOWED_STATEMENTS} (or CREATE TABLE ... AS SELECT / UNLOAD)",
         )
     return text
 
@@ -139,9 +160,12 @@ class QuerySession:
         self._external = {
             (t.database, t.name): t for t in ExternalCatalog(db).tables() if not t.deprecated
         }
-        self._views: set[tuple[str, str]] = set()
         self._schemas: set[str] = set()
+        # What the last plan reads, per table: the views of the next run() point there.
+        self._pending: dict[tuple[str, str], Any] = {}
         self._con = duckdb.connect(":memory:")
+        # Trino's int / int is an integer: the same database, another client with that setting.
+        self._trino = self._con.cursor()
         self._configure()
 
     # --- lifecycle -------------------------------------------------------------------------------
@@ -154,35 +178,95 @@ class QuerySession:
 
     def close(self) -> None:
         """Close the DuckDB connection (and the metadata database when the session opened it)."""
+        self._trino.close()
         self._con.close()
         if self._owns_db:
             self.db.dispose()
 
     # --- queries ---------------------------------------------------------------------------------
 
-    def execute(self, sql: str, *, max_rows: int | None = None) -> QueryResult:
-        """Run one read-only statement and return its rows.
+    def execute(
+        self,
+        sql: str,
+        *,
+        max_rows: int | None = None,
+        dialect: str = "duckdb",
+        as_of: str | int | dt.datetime | None = None,
+        params: Params = None,
+    ) -> QueryResult:
+        """Plan and run one read-only statement and return its rows.
 
         Args:
             sql: the statement (a trailing ``;`` is fine).
             max_rows: fetch at most this many rows (``truncated`` tells if there were more).
+            dialect: ``duckdb``, ``athena``/``trino`` or ``spark``.
+            as_of: time travel for every Iceberg table: a snapshot id or a time.
+            params: values bound to ``?`` (a list) or ``$name`` (a mapping) parameters.
 
         Raises:
-            ConfigError: the statement is not a query, or it is wrong (syntax, columns, types).
-            NoSuchTableError: it names a table the catalog does not have.
+            QueryError: the statement is not a query, or it is wrong (syntax, columns, types);
+                ``TABLE_NOT_FOUND`` is also a NoSuchTableError.
             StorageError: a data file cannot be read.
 
         Example:
             >>> session.execute("SELECT 1 AS one").rows  # doctest: +SKIP
             [(1,)]
         """
-        statement = check_statement(sql)
+        plan = self.plan(sql, dialect=dialect, as_of=as_of, params=params)
+        return self.run(plan, max_rows=max_rows)
+
+    def plan(
+        self,
+        sql: str,
+        *,
+        dialect: str = "duckdb",
+        as_of: str | int | dt.datetime | None = None,
+        params: Params = None,
+        count_totals: bool = False,
+    ) -> QueryPlan:
+        """Translate, check and resolve a statement, and choose the files each table reads.
+
+        Each table is resolved to one snapshot here, once: the views :meth:`run` makes read
+        that snapshot's files even if a transform commits in between.
+
+        Args:
+            count_totals: also count each table's files before pruning (for ``--dry-run``).
+
+        Raises:
+            QueryError: as :meth:`execute`.
+        """
+        translation = translate(sql, dialect)
+        statement = check_statement(translation.sql)
+        translation = Translation(
+            translation.source, translation.dialect, statement, translation.integer_division
+        )
+        params = bind_params(params, _parse(statement))
+        references = self._references(translation)
+        sources: dict[tuple[str, str], Any] = {}
+        for parts, offset in references:
+            key = self._resolve(parts)
+            if key is None:
+                continue
+            if key not in sources:
+                source = self._lookup(*key)
+                if source is None:
+                    line, column = self._where(translation, parts, offset)
+                    raise TableNotFoundError(*key, line=line, column=column)
+                sources[key] = source
+        scans = self._scans(translation, sources, as_of, params, count_totals)
+        return QueryPlan(translation=translation, scans=tuple(scans), params=params)
+
+    def run(self, plan: QueryPlan, *, max_rows: int | None = None) -> QueryResult:
+        """Point each table's view at the plan's files and run the statement.
+
+        Raises:
+            QueryError: as :meth:`execute`.
+        """
         started = time.perf_counter()
-        self._prepare(statement)
+        relation = self._relation(plan)
+        if relation is None:
+            return QueryResult([], [], [], elapsed=time.perf_counter() - started)
         try:
-            relation = self._con.sql(statement)
-            if relation is None:
-                return QueryResult([], [], [], elapsed=time.perf_counter() - started)
             columns = list(relation.columns)
             types = [str(kind) for kind in relation.types]
             if max_rows is None:
@@ -191,10 +275,10 @@ class QuerySession:
                 # One row more than asked tells whether there were more (DuckDB 2 relations
                 # have no fetchmany: each fetch would run the query again).
                 rows = relation.limit(max_rows + 1).fetchall()
-            truncated = max_rows is not None and len(rows) > max_rows
-            rows = rows[:max_rows] if max_rows is not None else rows
         except duckdb.Error as exc:
-            raise _translate(exc, self.default_database) from exc
+            raise self._error(exc, plan.translation) from exc
+        truncated = max_rows is not None and len(rows) > max_rows
+        rows = rows[:max_rows] if max_rows is not None else rows
         return QueryResult(
             columns=columns,
             types=types,
@@ -202,6 +286,18 @@ class QuerySession:
             elapsed=time.perf_counter() - started,
             truncated=truncated,
         )
+
+    def arrow(self, plan: QueryPlan) -> pa.Table:
+        """Run the plan's statement and return every row as an Arrow table (CTAS, UNLOAD)."""
+        import pyarrow as pa
+
+        relation = self._relation(plan)
+        if relation is None:
+            return pa.table({})
+        try:
+            return relation.arrow().read_all()
+        except duckdb.Error as exc:
+            raise self._error(exc, plan.translation) from exc
 
     def tables(self) -> list[str]:
         """Every table a query can name, as ``database.table``, sorted.
@@ -212,16 +308,125 @@ class QuerySession:
         """
         return sorted(f"{db}.{name}" for db, name in self._all_tables())
 
+    # --- planning --------------------------------------------------------------------------------
+
+    def _references(self, translation: Translation) -> list[tuple[list[str], int | None]]:
+        """The table names a statement reads, with their offsets in the DuckDB SQL if known."""
+        statement = translation.sql
+        tree = _parse(statement)
+        if tree is not None:
+            found = [
+                ([part.name for part in table.parts], table.parts[0].meta.get("start"))
+                for table in table_references(tree)
+            ]
+        else:
+            try:
+                names = self._con.get_table_names(_EXPLAIN.sub("", statement), qualified=True)
+            except duckdb.Error:
+                names = set()
+            found = [(_split_name(name), None) for name in sorted(names)]
+        if not found and _METADATA.search(statement):
+            found = [([db, name], None) for db, name in self._all_tables()]
+        return found
+
+    def _where(
+        self, translation: Translation, parts: list[str], offset: int | None
+    ) -> tuple[int, int]:
+        if translation.dialect == "duckdb" and offset is not None:
+            return position(translation.source, offset)
+        return locate(translation.source, parts[0], translation.dialect)
+
+    def _scans(
+        self,
+        translation: Translation,
+        sources: dict[tuple[str, str], Any],
+        as_of: str | int | dt.datetime | None,
+        params: Params,
+        count_totals: bool,
+    ) -> list[TableScan]:
+        from pyiceberg.expressions import AlwaysTrue
+
+        snapshots = {
+            key: resolve_snapshot(source, as_of)
+            for key, source in sources.items()
+            if not isinstance(source, ExternalTable)
+        }
+        schemas = {
+            key: source.schemas().get(snap.schema_id, source.schema())
+            if (snap := snapshots[key]) is not None and snap.schema_id is not None
+            else source.schema()
+            for key, source in sources.items()
+            if key in snapshots
+        }
+        tree = _parse(translation.sql)
+        filters = table_filters(tree, self._resolve, schemas, params) if tree is not None else {}
+        scans: list[TableScan] = []
+        self._pending = {}
+        for key, source in sources.items():
+            if isinstance(source, ExternalTable):
+                scan, paths = external_scan(key, source, ExternalCatalog(self.db))
+                scans.append(scan)
+                self._pending[key] = paths
+                continue
+            row_filter = filters.get(key, AlwaysTrue())
+            scan, pending = iceberg_scan(key, source, snapshots[key], row_filter, count_totals)
+            scans.append(scan)
+            self._pending[key] = pending
+        return scans
+
     # --- views -----------------------------------------------------------------------------------
 
+    def _relation(self, plan: QueryPlan) -> duckdb.DuckDBPyRelation | None:
+        pending = self._pending
+        for scan in plan.scans:
+            key = (scan.database, scan.name)
+            if key not in pending:
+                raise ConfigError("run() takes the plan this session made last — plan again")
+            self._make_view(key, pending[key])
+        con = self._trino if plan.translation.integer_division else self._con
+        params = plan.params if plan.params else None
+        try:
+            return con.sql(plan.translation.sql, params=params)
+        except duckdb.Error as exc:
+            raise self._error(exc, plan.translation) from exc
+
+    def _make_view(self, key: tuple[str, str], pending: Any) -> None:
+        database, name = key
+        self._ensure_schema(database)
+        if isinstance(pending, list):
+            source = self._external[key]
+            body = external_select(source, ExternalCatalog(self.db), pending)
+        else:
+            table, scan, tasks = pending
+            remote = self.settings.warehouse_is_remote
+            body = iceberg_select(table, self._con, remote=remote, scan=scan, tasks=tasks)
+        target = f"{quote_identifier(database)}.{quote_identifier(name)}"
+        try:
+            self._con.execute(f"CREATE OR REPLACE VIEW {target} AS {body}")
+        except duckdb.Error as exc:
+            raise StorageError(
+                f"cannot read table {database}.{name}: {_first_line(exc)} — check its files "
+                "(`dataflow crawl` refreshes an external table)"
+            ) from exc
+
+    def _error(self, exc: duckdb.Error, translation: Translation) -> Exception:
+        return from_duckdb(
+            exc,
+            translation.source,
+            dialect=translation.dialect,
+            default_database=self.default_database,
+        )
+
     def _configure(self) -> None:
+        for con in (self._con, self._trino):
+            con.execute("SET TimeZone = 'UTC'")
+            self._ensure_schema(self.default_database)
+            con.execute(f"SET schema = {quote_literal(self.default_database)}")
+        self._trino.execute("SET integer_division = true")
         con = self._con
-        con.execute("SET TimeZone = 'UTC'")
         # Nothing is ever downloaded: extensions not bundled in the wheel stay unavailable.
         con.execute("SET autoinstall_known_extensions = false")
         con.execute("SET autoload_known_extensions = false")
-        self._ensure_schema(self.default_database)
-        con.execute(f"SET schema = {quote_literal(self.default_database)}")
         if not self.settings.warehouse_is_remote:
             # Views are bound again at every query, so the folders they read stay allowed.
             allowed = {folder_of(self.settings.warehouse_uri)}
@@ -235,26 +440,11 @@ class QuerySession:
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
 
-    def _prepare(self, statement: str) -> None:
-        """Make the views the statement needs; all of them for SHOW TABLES and the like."""
-        names = _referenced_tables(self._con, statement)
-        if names is None or (not names and _METADATA.search(statement)):
-            for database, name in self._all_tables():
-                self._ensure_view(database, name)
-            return
-        for parts in names:
-            resolved = self._resolve(parts)
-            if resolved is not None:
-                self._ensure_view(*resolved)
-
     def _resolve(self, parts: list[str]) -> tuple[str, str] | None:
-        """``(database, table)`` for a name the catalog should hold; None to leave it to DuckDB.
-
-        Raises:
-            NoSuchTableError: a name in a catalog database (or unqualified) that is not a table.
-        """
+        """``(database, table)`` for a name the catalog should hold; None to leave it to DuckDB
+        (system schemas, file paths read by replacement scans)."""
         parts = [part.lower() for part in parts]
-        if len(parts) == 3 and parts[0] == "memory":
+        if len(parts) == 3 and parts[0] in {"memory", "awsdatacatalog"}:
             parts = parts[1:]
         if len(parts) == 1:
             parts = [self.default_database, parts[0]]
@@ -262,38 +452,12 @@ class QuerySession:
             return None
         if any(_FILE_LIKE.search(part) for part in parts):
             return None  # a file path read by a replacement scan: DuckDB checks the access
-        database, name = parts
-        if (database, name) in self._views or self._lookup(database, name) is not None:
-            return database, name
-        if database == self.default_database or database in {db for db, _ in self._external}:
-            raise NoSuchTableError(_missing(database, name))
-        return None
+        return parts[0], parts[1]
 
     def _lookup(self, database: str, name: str) -> ExternalTable | Table | None:
         if (database, name) in self._external:
             return self._external[(database, name)]
         return load_table(self._catalog(), database, name)
-
-    def _ensure_view(self, database: str, name: str) -> None:
-        if (database, name) in self._views:
-            return
-        source = self._lookup(database, name)
-        if source is None:
-            raise NoSuchTableError(_missing(database, name))
-        self._ensure_schema(database)
-        if isinstance(source, ExternalTable):
-            body = external_select(source, ExternalCatalog(self.db))
-        else:
-            body = iceberg_select(source, self._con, remote=self.settings.warehouse_is_remote)
-        target = f"{quote_identifier(database)}.{quote_identifier(name)}"
-        try:
-            self._con.execute(f"CREATE OR REPLACE VIEW {target} AS {body}")
-        except duckdb.Error as exc:
-            raise StorageError(
-                f"cannot read table {database}.{name}: {_first_line(exc)} — check its files "
-                "(`dataflow crawl` refreshes an external table)"
-            ) from exc
-        self._views.add((database, name))
 
     def _ensure_schema(self, database: str) -> None:
         if database not in self._schemas:
@@ -314,33 +478,13 @@ class QuerySession:
         return sorted(found)
 
 
-def _referenced_tables(con: duckdb.DuckDBPyConnection, statement: str) -> list[list[str]] | None:
-    """The table names a statement reads, as name parts; None when they cannot be told."""
-    try:
-        names = con.get_table_names(_EXPLAIN.sub("", statement), qualified=True)
-    except duckdb.Error:
-        # DuckDB binds USING/NATURAL joins to find the names; sqlglot only parses.
-        return _sqlglot_tables(statement)
-    return [_split_name(name) for name in names]
-
-
-def _sqlglot_tables(statement: str) -> list[list[str]] | None:
+def _parse(statement: str) -> Any:
     import sqlglot
-    from sqlglot import exp
 
     try:
-        tree = sqlglot.parse_one(_EXPLAIN.sub("", statement), read="duckdb")
+        return sqlglot.parse_one(_EXPLAIN.sub("", statement), read="duckdb")
     except sqlglot.errors.SqlglotError:
         return None
-    ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
-    found: list[list[str]] = []
-    for table in tree.find_all(exp.Table):
-        parts = [part.name for part in table.parts]
-        if len(parts) == 1 and parts[0].lower() in ctes:
-            continue
-        if parts and parts[-1]:
-            found.append(parts)
-    return found
 
 
 def _split_name(name: str) -> list[str]:
@@ -349,37 +493,13 @@ def _split_name(name: str) -> list[str]:
     return [quoted.replace('""', '"') if quoted else bare for quoted, bare in parts]
 
 
-def _translate(exc: duckdb.Error, default_database: str = "market") -> Exception:
-    message = _first_line(exc)
-    if isinstance(exc, duckdb.CatalogException):
-        table = _MISSING_TABLE.search(message)
-        if table:
-            name = table.group(1).strip('"')
-            if "." not in name:
-                name = f"{default_database}.{name}"
-            return NoSuchTableError(f"no table {name} — see `dataflow catalog tables`")
-        return ConfigError(f"{message} — check the names in the query")
-    if isinstance(exc, duckdb.ParserException):
-        return ConfigError(f"{message} — fix the SQL syntax")
-    if isinstance(exc, duckdb.BinderException):
-        return ConfigError(f"{message} — DESCRIBE <table> lists its columns")
-    if isinstance(exc, duckdb.PermissionException):
-        return ConfigError(f"{message} — queries read only the tables of the catalog")
-    if isinstance(exc, duckdb.IOException):
-        return StorageError(f"{message} — check the table's files")
-    return ConfigError(f"query failed: {message}")
-
-
 def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def _missing(database: str, name: str) -> str:
-    return f"no table {database}.{name} — see `dataflow catalog tables`"
-
-
 __all__ = [
     "ALLOWED_STATEMENTS",
+    "Params",
     "QuerySession",
     "check_statement",
 ]

@@ -22,7 +22,7 @@ from dataflow.errors import ConfigError
 
 if TYPE_CHECKING:
     import duckdb
-    from pyiceberg.table import Table
+    from pyiceberg.table import DataScan, FileScanTask, Table
 
 
 JSON_MAX_OBJECT_SIZE = 64 * 1024 * 1024
@@ -47,19 +47,30 @@ _HIVE_TO_DUCKDB = {
 }
 
 
-def iceberg_select(table: Table, con: duckdb.DuckDBPyConnection, *, remote: bool) -> str:
-    """The SELECT a view of an Iceberg table runs: its current snapshot, current schema.
+def iceberg_select(
+    table: Table,
+    con: duckdb.DuckDBPyConnection,
+    *,
+    remote: bool,
+    scan: DataScan | None = None,
+    tasks: Sequence[FileScanTask] | None = None,
+) -> str:
+    """The SELECT a view of an Iceberg table runs: the files of ``scan`` (default: all current).
 
-    Local data files are read by ``read_parquet`` with the schema given by field id, as the
-    Iceberg spec projects columns (a column added later reads as NULL from older files). A
-    table with delete files, or on a remote warehouse (DuckDB has no S3 access without the
-    httpfs extension, which is never downloaded), is read through pyiceberg into Arrow.
+    ``scan`` is a pyiceberg scan pinned to one snapshot and possibly pruned by a row filter;
+    its schema is the snapshot's (time travel reads the columns of that time). Local data
+    files are read by ``read_parquet`` with the schema given by field id, as the Iceberg spec
+    projects columns (a column added later reads as NULL from older files); ``tasks`` are
+    the scan's planned files when the caller has them already. A table with
+    delete files, or on a remote warehouse (DuckDB has no S3 access without the httpfs
+    extension, which is never downloaded), is read through pyiceberg into Arrow.
     """
-    schema = table.schema()
+    scan = scan if scan is not None else table.scan()
+    schema = scan.projection()
     arrow_schema = schema.as_arrow()
     kinds = [str(kind) for kind in con.from_arrow(arrow_schema.empty_table()).types]
     if not remote:
-        tasks = list(table.scan().plan_files())
+        tasks = list(scan.plan_files()) if tasks is None else tasks
         if not any(task.delete_files for task in tasks):
             files = [local_path(task.file.file_path) for task in tasks]
             if not files:
@@ -74,20 +85,15 @@ def iceberg_select(table: Table, con: duckdb.DuckDBPyConnection, *, remote: bool
                 "hive_partitioning = false)"
             )
     relation = "__iceberg_" + "_".join(re.sub(r"\W", "_", part) for part in table.name())
-    con.register(relation, table.scan().to_arrow())
+    con.register(relation, scan.to_arrow())
     return f"SELECT * FROM {quote_identifier(relation)}"
 
 
-def external_select(table: ExternalTable, catalog: ExternalCatalog) -> str:
-    """The SELECT a view of an external table runs: the files of its registered partitions.
-
-    Partition columns come from the ``key=value`` folders as strings (Hive's partition keys
-    are strings in Glue). Only partitions in the catalog are read, as Athena does; a
-    partition or table deprecated by the crawler is not.
+def external_files(table: ExternalTable, catalog: ExternalCatalog) -> list[str]:
+    """The data files of an external table's registered, live partitions (what Athena reads).
 
     Raises:
-        ConfigError: the table is on S3 (not readable by this engine yet) or of an unknown
-            classification.
+        ConfigError: the table is on S3 (not readable by this engine yet).
     """
     from dataflow.catalog.crawler import DEPRECATED_PARAMETER
 
@@ -104,7 +110,23 @@ def external_select(table: ExternalTable, catalog: ExternalCatalog) -> str:
         ]
     else:
         folders = [local_path(table.location)]
-    files = [path for folder in folders for path in _data_files(folder)]
+    return [path for folder in folders for path in _data_files(folder)]
+
+
+def external_select(
+    table: ExternalTable, catalog: ExternalCatalog, files: Sequence[str] | None = None
+) -> str:
+    """The SELECT a view of an external table runs: the files of its registered partitions.
+
+    Partition columns come from the ``key=value`` folders as strings (Hive's partition keys
+    are strings in Glue). Only partitions in the catalog are read, as Athena does; a
+    partition or table deprecated by the crawler is not.
+
+    Raises:
+        ConfigError: the table is on S3 (not readable by this engine yet) or of an unknown
+            classification.
+    """
+    files = external_files(table, catalog) if files is None else files
     if not files:
         columns = [*table.columns, *table.partition_keys]
         return _empty_select((c.name, _duckdb_type(c.type)) for c in columns)
@@ -202,4 +224,9 @@ def folder_of(path: str) -> str:
     return os.path.join(str(Path(path).resolve()), "")
 
 
-__all__ = ["JSON_MAX_OBJECT_SIZE", "external_select", "iceberg_select"]
+__all__ = [
+    "JSON_MAX_OBJECT_SIZE",
+    "external_files",
+    "external_select",
+    "iceberg_select",
+]

@@ -85,7 +85,7 @@ def test_table_shows_the_first_rows_and_a_count(q_cli: typer.Typer, q_project: P
 
     assert code == 0, err
     assert "symbol" in out
-    assert "first 2 row(s) shown" in out
+    assert "first 2 of " in out
 
 
 def test_sql_from_a_file(q_cli: typer.Typer, q_project: Path, tmp_path: Path) -> None:
@@ -101,10 +101,23 @@ def test_sql_from_a_file(q_cli: typer.Typer, q_project: Path, tmp_path: Path) ->
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["SELECT * FROM market.nope"], "error: no table market.nope"),
-        (["SELECT * FROM raw.nope", "--format", "json"], "error: no table raw.nope"),
-        (["COPY (SELECT 1) TO 'x.csv'"], "error: COPY statements are not allowed"),
-        (["SELEC 1"], "error: Parser Error"),
+        (
+            ["SELECT * FROM market.nope"],
+            "error: TABLE_NOT_FOUND: line 1:15: Table 'awsdatacatalog.market.nope' does not exist",
+        ),
+        (
+            ["SELECT *\nFROM raw.nope", "--format", "json"],
+            "error: TABLE_NOT_FOUND: line 2:6: Table 'awsdatacatalog.raw.nope' does not exist",
+        ),
+        (
+            ["COPY (SELECT 1) TO 'x.csv'"],
+            "error: NOT_SUPPORTED: line 1:1: COPY statements are not allowed",
+        ),
+        (["SELEC 1"], "error: SYNTAX_ERROR: line 1:1: syntax error at or near"),
+        (
+            ["SELECT nope FROM market.quotes", "--dialect", "athena"],
+            "error: COLUMN_NOT_FOUND: line 1:8: Column 'nope' cannot be resolved",
+        ),
         ([], "error: give the SQL"),
     ],
 )
@@ -117,3 +130,81 @@ def test_errors_are_one_line_and_exit_2(
     assert err.startswith(expected), err
     assert err.count("\n") == 1
     assert out == ""
+
+
+def test_history_show_and_results_of_a_query(q_cli: typer.Typer, q_project: Path) -> None:
+    code, out, err = query(
+        q_cli,
+        q_project,
+        "SELECT symbol, 7 / 2 AS half FROM quotes ORDER BY 1 LIMIT 2",
+        "--dialect",
+        "athena",
+        "--format",
+        "csv",
+    )
+    assert code == 0, err
+    assert out.splitlines()[1].endswith(",3")
+
+    code, out, err = query(q_cli, q_project, "history", "--format", "json")
+    assert code == 0, err
+    latest = json.loads(out)[0]
+    query_id = latest["QueryExecutionId"]
+    assert latest["Status"]["State"] == "SUCCEEDED"
+    assert latest["Statistics"]["DataScannedInBytes"] > 0
+
+    code, out, err = query(q_cli, q_project, "show", query_id[:8], "--format", "json")
+    assert code == 0, err
+    assert json.loads(out)["Statistics"]["RowsReturned"] == 2
+
+    code, out, err = query(q_cli, q_project, "results", query_id)
+    assert code == 0, err
+    assert out.splitlines()[0] == '"symbol","half"'
+    code, out, err = query(q_cli, q_project, "results", query_id, "--format", "json")
+    assert code == 0, err
+    assert [row["half"] for row in json.loads(out)] == [3, 3]
+
+    code, out, err = query(q_cli, q_project, "show", "no-such-id")
+    assert code == 2
+    assert err.startswith("error: no query execution with id 'no-such-id'")
+
+
+def test_save_and_run_a_named_query_with_params(
+    q_cli: typer.Typer, q_project: Path, tmp_path: Path
+) -> None:
+    file = tmp_path / "one.sql"
+    file.write_text("SELECT symbol FROM quotes WHERE symbol = $sym\n")
+
+    code, out, err = query(q_cli, q_project, "save", "qs_one", "-f", str(file))
+    assert code == 0, err
+    assert (q_project / "queries" / "qs_one.sql").is_file()
+    code, out, err = query(q_cli, q_project, "list", "--format", "json")
+    assert "qs_one" in {item["name"] for item in json.loads(out)}
+
+    code, out, err = query(
+        q_cli, q_project, "run", "qs_one", "--param", "sym=AAPL", "--format", "json"
+    )
+    assert code == 0, err
+    assert json.loads(out) == [{"symbol": "AAPL"}]
+    code, out, err = query(q_cli, q_project, "run", "qs_nope")
+    assert code == 2
+    assert "no named query 'qs_nope'" in err
+
+
+def test_dry_run_prints_the_plan_without_running(q_cli: typer.Typer, q_project: Path) -> None:
+    code, out, err = query(
+        q_cli,
+        q_project,
+        "SELECT * FROM time_series WHERE interval = '1h'",
+        "--dry-run",
+        "--format",
+        "json",
+    )
+    assert code == 0, err
+    plan = json.loads(out)
+    (table,) = plan["tables"]
+    assert table["files"] < table["total_files"]
+    assert plan["cost_usd"] > 0
+
+    code, out, err = query(q_cli, q_project, "SELECT 1", "--dry-run")
+    assert code == 0, err
+    assert "Athena cost $" in out

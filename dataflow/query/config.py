@@ -1,0 +1,125 @@
+"""Settings of the query stage, read with defaults until ``dataflow.yaml`` has a ``query:`` section.
+
+The intended section (to be added to :mod:`dataflow.config` as ``Settings.query``)::
+
+    query:
+      results_prefix: results          # result files: <warehouse>/results/<query_id>.csv
+      queries_dir: queries             # named queries: <project>/queries/<name>.sql
+      default_workgroup: primary
+      workgroups:
+        primary: {bytes_scanned_cutoff_per_query: null}
+        adhoc: {bytes_scanned_cutoff_per_query: 10000000}
+
+:func:`query_config` reads whatever of it exists (``getattr(settings, "query", None)``), so the
+stage keeps working before and after the section is added.
+
+Example:
+    >>> from dataflow.config import load_settings
+    >>> config = query_config(load_settings("/tmp/p", env={}))
+    >>> config.default_workgroup, config.workgroup("primary").bytes_scanned_cutoff_per_query
+    ('primary', None)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dataflow.errors import ConfigError
+
+if TYPE_CHECKING:
+    from dataflow.config import Settings
+
+PRIMARY = "primary"
+"""Athena's default workgroup."""
+MINIMUM_CUTOFF = 10_000_000
+"""Athena's smallest ``BytesScannedCutoffPerQuery``."""
+
+
+@dataclass(frozen=True)
+class Workgroup:
+    """An Athena-style workgroup: a name and a per-query limit on bytes scanned.
+
+    Attributes:
+        name: the workgroup name.
+        bytes_scanned_cutoff_per_query: a query planned to read more is CANCELLED (None: no
+            limit). Athena's minimum is 10,000,000 bytes; smaller values are allowed here so
+            that tests and small warehouses can exercise the guard.
+    """
+
+    name: str
+    bytes_scanned_cutoff_per_query: int | None = None
+
+
+@dataclass(frozen=True)
+class QueryConfig:
+    """The query stage's settings (see the module docstring for the YAML)."""
+
+    results_prefix: str = "results"
+    queries_dir: str = "queries"
+    default_workgroup: str = PRIMARY
+    workgroups: Mapping[str, Workgroup] = field(
+        default_factory=lambda: {PRIMARY: Workgroup(PRIMARY)}
+    )
+
+    def workgroup(self, name: str | None = None) -> Workgroup:
+        """The workgroup ``name`` (default: the default workgroup).
+
+        Raises:
+            ConfigError: a workgroup that is not configured.
+        """
+        chosen = name or self.default_workgroup
+        if chosen in self.workgroups:
+            return self.workgroups[chosen]
+        if chosen == PRIMARY:
+            return Workgroup(PRIMARY)
+        raise ConfigError(
+            f"workgroup {chosen!r} is not configured — use one of "
+            f"{', '.join(sorted(self.workgroups)) or PRIMARY} (query.workgroups in dataflow.yaml)"
+        )
+
+    def queries_path(self, settings: Settings) -> Path:
+        """The folder of named queries."""
+        path = Path(self.queries_dir)
+        return path if path.is_absolute() else Path(settings.project_dir) / path
+
+
+def query_config(settings: Settings) -> QueryConfig:
+    """The query settings of a project, with defaults for whatever is not configured.
+
+    Example:
+        >>> query_config(settings).results_prefix  # doctest: +SKIP
+        'results'
+    """
+    section = getattr(settings, "query", None)
+    if section is None:
+        return QueryConfig()
+    defaults = QueryConfig()
+    groups: dict[str, Workgroup] = {PRIMARY: Workgroup(PRIMARY)}
+    raw_groups = _get(section, "workgroups", None) or {}
+    items = (
+        raw_groups.items()
+        if isinstance(raw_groups, Mapping)
+        else [(_get(g, "name", PRIMARY), g) for g in raw_groups]
+    )
+    for name, group in items:
+        cutoff = _get(group, "bytes_scanned_cutoff_per_query", None)
+        groups[str(name)] = Workgroup(str(name), None if cutoff is None else int(cutoff))
+    return QueryConfig(
+        results_prefix=str(_get(section, "results_prefix", defaults.results_prefix)).strip("/"),
+        queries_dir=str(_get(section, "queries_dir", defaults.queries_dir)),
+        default_workgroup=str(_get(section, "default_workgroup", defaults.default_workgroup)),
+        workgroups=groups,
+    )
+
+
+def _get(obj: Any, key: str, default: Any) -> Any:
+    if isinstance(obj, Mapping):
+        return obj.get(key, default)
+    value = getattr(obj, key, default)
+    return default if value is None and default is not None else value
+
+
+__all__ = ["MINIMUM_CUTOFF", "PRIMARY", "QueryConfig", "Workgroup", "query_config"]

@@ -1,0 +1,276 @@
+"""Query executions: the Athena lifecycle around a :class:`QuerySession`.
+
+:class:`QueryRunner` gives each query an id and walks it through Athena's states, writing each
+state to the history table (:mod:`dataflow.query.history`):
+
+1. ``QUEUED`` — recorded as submitted.
+2. ``RUNNING`` — planned: translated, tables resolved to one snapshot each, files pruned.
+3. The workgroup's guard: a plan that would read more than ``bytes_scanned_cutoff_per_query``
+   ends ``CANCELLED`` with reason ``Bytes scanned limit was exceeded`` *before* DuckDB reads
+   anything (Athena stops such a query while it runs; deciding from the pruned file list is
+   the same answer without the wasted scan).
+4. Run; the rows are written to ``results/<query_id>.csv`` (+ ``.csv.metadata``) in the
+   warehouse, Athena's result files; ``SUCCEEDED`` with the statistics. An error ends
+   ``FAILED`` with its Athena error name (``SYNTAX_ERROR``, ``TABLE_NOT_FOUND``, ...).
+
+CTAS and UNLOAD (:mod:`dataflow.query.writes`) run their SELECT the same way and also write
+``<query_id>-manifest.csv``, the list of files they wrote.
+
+Example:
+    >>> with QueryRunner(settings) as runner:  # doctest: +SKIP
+    ...     outcome = runner.run("SELECT count(*) FROM time_series", dialect="athena")
+    >>> outcome.execution.state, outcome.execution.bytes_scanned  # doctest: +SKIP
+    (<QueryState.SUCCEEDED: 'SUCCEEDED'>, 517427)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from dataflow.errors import ConfigError, DataflowError
+from dataflow.metadata.schema import utcnow
+from dataflow.query.config import QueryConfig, query_config
+from dataflow.query.errors import USER_ERROR, QueryCancelledError, QueryError
+from dataflow.query.history import QueryExecution, QueryState, record
+from dataflow.query.result import QueryResult
+from dataflow.query.session import Params, QuerySession
+from dataflow.query.writes import create_table_as, parse_write, unload
+
+if TYPE_CHECKING:
+    from dataflow.config import Settings
+    from dataflow.metadata.db import MetadataDB
+    from dataflow.query.planning import QueryPlan
+    from dataflow.storage.objectstore import ObjectStore
+
+BYTES_LIMIT_REASON = "Bytes scanned limit was exceeded"
+"""Athena's ``StateChangeReason`` for a query over the workgroup's cutoff."""
+
+_UTILITY = {"SHOW", "DESCRIBE", "SUMMARIZE", "EXPLAIN", "PRAGMA"}
+
+
+@dataclass(frozen=True)
+class QueryOutcome:
+    """A finished execution: its record, its rows and the plan it ran."""
+
+    execution: QueryExecution
+    result: QueryResult
+    plan: QueryPlan
+
+
+class QueryRunner:
+    """Runs queries with ids, states, statistics, history and result files.
+
+    Args:
+        settings: the project's settings.
+        db: the metadata database (opened from the settings when omitted, then closed here).
+        config: the query settings (default: :func:`query_config` of ``settings``).
+
+    Example:
+        >>> with QueryRunner(settings) as runner:  # doctest: +SKIP
+        ...     runner.run("SELECT 1").execution.state
+        <QueryState.SUCCEEDED: 'SUCCEEDED'>
+    """
+
+    def __init__(
+        self, settings: Settings, db: MetadataDB | None = None, *, config: QueryConfig | None = None
+    ) -> None:
+        self.settings = settings
+        self.config = config or query_config(settings)
+        self._owns_db = db is None
+        if db is None:
+            from dataflow.metadata import open_metadata
+
+            db = open_metadata(settings.metadata_url)
+        self.db = db
+        self.session = QuerySession(settings, db)
+        self._store: ObjectStore | None = None
+
+    def __enter__(self) -> QueryRunner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the session (and the metadata database when the runner opened it)."""
+        self.session.close()
+        if self._owns_db:
+            self.db.dispose()
+
+    @property
+    def store(self) -> ObjectStore:
+        """The warehouse object store (result files, UNLOAD)."""
+        if self._store is None:
+            from dataflow.storage import open_store
+
+            self._store = open_store(self.settings)
+        return self._store
+
+    def dry_run(
+        self,
+        sql: str,
+        *,
+        dialect: str = "duckdb",
+        as_of: str | int | dt.datetime | None = None,
+        params: Params = None,
+    ) -> QueryPlan:
+        """The plan of a query — tables, files, partitions, bytes, cost — without running it.
+
+        Example:
+            >>> plan = runner.dry_run("SELECT * FROM quotes")  # doctest: +SKIP
+            >>> plan.cost_usd  # 10 MB minimum  # doctest: +SKIP
+            4.76837158203125e-05
+        """
+        write = parse_write(sql)
+        return self.session.plan(
+            write.select if write else sql,
+            dialect=dialect,
+            as_of=as_of,
+            params=params,
+            count_totals=True,
+        )
+
+    def run(
+        self,
+        sql: str,
+        *,
+        dialect: str = "duckdb",
+        workgroup: str | None = None,
+        as_of: str | int | dt.datetime | None = None,
+        params: Params = None,
+    ) -> QueryOutcome:
+        """Run one statement as an execution (see the module docstring for the lifecycle).
+
+        Raises:
+            QueryError: the query failed (recorded as FAILED with its error name).
+            QueryCancelledError: over the workgroup's bytes-scanned cutoff (CANCELLED).
+            ConfigError: an unknown workgroup (nothing recorded, as Athena refuses to start).
+        """
+        group = self.config.workgroup(workgroup)
+        execution = QueryExecution.new(
+            sql,
+            dialect=dialect.lower(),
+            workgroup=group.name,
+            as_of=None if as_of is None else str(as_of),
+        )
+        record(self.db, execution)
+        started = time.perf_counter()
+        execution.state = QueryState.RUNNING
+        execution.queue_ms = _ms(utcnow() - execution.submitted_at)
+        record(self.db, execution)
+        try:
+            write = parse_write(sql)
+            plan = self.session.plan(
+                write.select if write else sql, dialect=dialect, as_of=as_of, params=params
+            )
+            kind = _statement_kind(plan.translation.sql, write.kind if write else None)
+            execution.statement_type, execution.substatement_type = kind
+            execution.planning_ms = _ms_since(started)
+            execution.bytes_scanned = plan.bytes_scanned
+            execution.files_scanned = plan.files_scanned
+            execution.snapshots = plan.snapshots
+            cutoff = group.bytes_scanned_cutoff_per_query
+            if cutoff is not None and plan.bytes_scanned > cutoff:
+                self._finish(execution, started, QueryState.CANCELLED, reason=BYTES_LIMIT_REASON)
+                raise QueryCancelledError(
+                    execution.query_id,
+                    BYTES_LIMIT_REASON,
+                    f"{plan.bytes_scanned} bytes planned, workgroup {group.name} allows {cutoff}",
+                )
+            result, written = self._execute(plan, write, execution.query_id)
+            prefix = self.config.results_prefix
+            from dataflow.query.output import write_manifest, write_results
+
+            key = write_results(self.store, prefix, execution.query_id, result)
+            if written is not None:
+                write_manifest(self.store, prefix, execution.query_id, written)
+            execution.output_location = self.store.url_for(key)
+            execution.rows_returned = result.row_count
+            self._finish(execution, started, QueryState.SUCCEEDED)
+            return QueryOutcome(execution, result, plan)
+        except QueryCancelledError:
+            raise
+        except DataflowError as exc:
+            user = isinstance(exc, ConfigError)
+            self._fail(execution, started, exc, USER_ERROR if user else 1)
+            raise
+        except Exception as exc:
+            self._fail(execution, started, exc, 1)
+            raise
+
+    def _execute(
+        self, plan: QueryPlan, write: Any, query_id: str
+    ) -> tuple[QueryResult, list[str] | None]:
+        if write is None:
+            return self.session.run(plan), None
+        began = time.perf_counter()
+        rows = self.session.arrow(plan)
+        if write.kind == "UNLOAD":
+            written = unload(self.settings, self.store, write, rows, query_id)
+            written = [self.store.url_for(key) for key in written]
+        else:
+            written = create_table_as(
+                self.settings, write, rows, default_database=self.session.default_database
+            )
+        result = QueryResult(
+            columns=["rows"],
+            types=["BIGINT"],
+            rows=[(rows.num_rows,)],
+            elapsed=time.perf_counter() - began,
+        )
+        return result, written
+
+    def _finish(
+        self,
+        execution: QueryExecution,
+        started: float,
+        state: QueryState,
+        *,
+        reason: str | None = None,
+    ) -> None:
+        execution.state = state
+        execution.state_change_reason = reason
+        execution.completed_at = utcnow()
+        execution.engine_ms = _ms_since(started)
+        execution.total_ms = _ms(execution.completed_at - execution.submitted_at)
+        record(self.db, execution)
+
+    def _fail(
+        self, execution: QueryExecution, started: float, exc: BaseException, category: int
+    ) -> None:
+        if isinstance(exc, QueryError):
+            execution.error_type, message = exc.error_type, str(exc)
+        else:
+            execution.error_type = (
+                "GENERIC_INTERNAL_ERROR" if category == 1 else "GENERIC_USER_ERROR"
+            )
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        execution.error_category = category
+        execution.error_message = message
+        self._finish(execution, started, QueryState.FAILED, reason=message)
+
+
+def _statement_kind(sql: str, write_kind: str | None) -> tuple[str, str]:
+    """Athena's ``(StatementType, SubstatementType)`` of a statement."""
+    if write_kind == "UNLOAD":
+        return "DML", "UNLOAD"
+    if write_kind is not None:
+        return "DDL", write_kind
+    keyword = sql.split(None, 1)[0].upper() if sql.strip() else "SELECT"
+    if keyword in _UTILITY:
+        return "UTILITY", keyword
+    return "DML", "SELECT"
+
+
+def _ms(delta: dt.timedelta) -> int:
+    return max(0, int(delta.total_seconds() * 1000))
+
+
+def _ms_since(started: float) -> int:
+    return int((time.perf_counter() - started) * 1000)
+
+
+__all__ = ["BYTES_LIMIT_REASON", "QueryOutcome", "QueryRunner"]

@@ -1,0 +1,230 @@
+"""Result files as Athena writes them: ``results/<query_id>.csv`` plus ``.csv.metadata``.
+
+Athena's CSV conventions (observed in real result files): a header row, every field
+double-quoted — header included — with quotes doubled inside; NULL is an empty, *unquoted*
+field (so it differs from the empty string ``""``); ``\\n`` line ends. Values are printed the way
+Athena prints them: timestamps ``2024-05-01 13:30:00.000`` (with `` UTC`` for timestamps with a
+time zone), booleans ``true``/``false``, arrays and rows as compact JSON.
+
+The metadata object is JSON (Athena's is a binary encoding of the same information): the
+columns with Athena's type names, as ``GetQueryResults``' ``ColumnInfo``.
+
+Example:
+    >>> from dataflow.query.result import QueryResult
+    >>> csv_text(QueryResult(columns=["s", "n"], types=["VARCHAR", "INTEGER"], rows=[("a", None)]))
+    '"s","n"\\n"a",\\n'
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import math
+import re
+from typing import TYPE_CHECKING, Any
+
+from dataflow.query.result import QueryResult, csv_value
+
+if TYPE_CHECKING:
+    from dataflow.storage.objectstore import ObjectStore
+
+_SIMPLE_TYPES = {
+    "VARCHAR": "varchar",
+    "BOOLEAN": "boolean",
+    "TINYINT": "tinyint",
+    "SMALLINT": "smallint",
+    "INTEGER": "integer",
+    "BIGINT": "bigint",
+    "HUGEINT": "decimal",
+    "UTINYINT": "smallint",
+    "USMALLINT": "integer",
+    "UINTEGER": "bigint",
+    "UBIGINT": "decimal",
+    "FLOAT": "real",
+    "DOUBLE": "double",
+    "DATE": "date",
+    "TIME": "time",
+    "TIMESTAMP": "timestamp",
+    "TIMESTAMP_S": "timestamp",
+    "TIMESTAMP_MS": "timestamp",
+    "TIMESTAMP_NS": "timestamp",
+    "TIMESTAMP WITH TIME ZONE": "timestamp with time zone",
+    "INTERVAL": "interval day to second",
+    "BLOB": "varbinary",
+    "UUID": "varchar",
+    "JSON": "json",
+}
+_DECIMAL = re.compile(r"DECIMAL\((\d+),\s*(\d+)\)")
+
+
+def athena_type(duckdb_type: str) -> str:
+    """Athena's name for a DuckDB type (``ColumnInfo.Type``).
+
+    Example:
+        >>> athena_type("DECIMAL(10,2)"), athena_type("VARCHAR[]"), athena_type("STRUCT(a INTEGER)")
+        ('decimal', 'array', 'row')
+    """
+    kind = duckdb_type.strip().upper()
+    if kind.endswith("]"):
+        return "array"
+    if kind.startswith("STRUCT"):
+        return "row"
+    if kind.startswith("MAP"):
+        return "map"
+    if kind.startswith("DECIMAL"):
+        return "decimal"
+    return _SIMPLE_TYPES.get(kind, "varchar")
+
+
+def column_info(result: QueryResult) -> list[dict[str, Any]]:
+    """``ColumnInfo`` of each result column: name, label, Athena type, precision, scale."""
+    info = []
+    for name, kind in zip(result.columns, result.types, strict=True):
+        decimal = _DECIMAL.match(kind.upper())
+        info.append(
+            {
+                "CatalogName": "hive",
+                "Name": name,
+                "Label": name,
+                "Type": athena_type(kind),
+                "Precision": int(decimal.group(1)) if decimal else 0,
+                "Scale": int(decimal.group(2)) if decimal else 0,
+                "Nullable": "UNKNOWN",
+                "CaseSensitive": athena_type(kind) == "varchar",
+            }
+        )
+    return info
+
+
+def athena_value(value: Any) -> str | None:
+    """One value as Athena prints it in a result file; None for NULL.
+
+    Example:
+        >>> athena_value(dt.datetime(2024, 5, 1, 13, 30, tzinfo=dt.UTC))
+        '2024-05-01 13:30:00.000 UTC'
+    """
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        text = value.astimezone(dt.UTC) if value.tzinfo else value
+        shown = text.strftime("%Y-%m-%d %H:%M:%S.") + f"{text.microsecond // 1000:03d}"
+        return shown + " UTC" if value.tzinfo else shown
+    return str(csv_value(value))
+
+
+def csv_text(result: QueryResult) -> str:
+    """The result as Athena's CSV: every field quoted, NULL an empty unquoted field."""
+    out = io.StringIO()
+    out.write(",".join(_quote(name) for name in result.columns) + "\n")
+    for row in result.rows:
+        fields = [athena_value(value) for value in row]
+        out.write(",".join("" if f is None else _quote(f) for f in fields) + "\n")
+    return out.getvalue()
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"'
+
+
+def result_key(prefix: str, query_id: str) -> str:
+    """The object key of a query's result file.
+
+    Example:
+        >>> result_key("results", "abc")
+        'results/abc.csv'
+    """
+    return f"{prefix.strip('/')}/{query_id}.csv"
+
+
+def write_results(store: ObjectStore, prefix: str, query_id: str, result: QueryResult) -> str:
+    """Write ``<prefix>/<query_id>.csv`` and its ``.csv.metadata``; return the CSV's key."""
+    key = result_key(prefix, query_id)
+    metadata = {"ColumnInfo": column_info(result), "RowCount": result.row_count}
+    store.put_bytes(key + ".metadata", json.dumps(metadata, indent=2).encode(), overwrite=True)
+    store.put_bytes(key, csv_text(result).encode("utf-8"), overwrite=True)
+    return key
+
+
+def write_manifest(store: ObjectStore, prefix: str, query_id: str, paths: list[str]) -> str:
+    """Athena's ``<query_id>-manifest.csv`` of a CTAS or UNLOAD: the files written, one a line."""
+    key = f"{prefix.strip('/')}/{query_id}-manifest.csv"
+    store.put_bytes(key, "".join(f"{path}\n" for path in paths).encode(), overwrite=True)
+    return key
+
+
+def read_results(
+    store: ObjectStore, key: str
+) -> tuple[list[dict[str, Any]], list[list[str | None]]]:
+    """The column infos and rows (text, None for NULL) of a result file written here."""
+    metadata = json.loads(store.get_bytes(key + ".metadata"))
+    text = store.get_bytes(key).decode("utf-8")
+    lines = text.split("\n")
+    rows: list[list[str | None]] = []
+    # csv cannot tell "" from an unquoted empty field: read the raw fields for NULLs.
+    for record in csv.reader(io.StringIO(text), strict=True):
+        rows.append(list(record))
+    raw = _raw_fields(lines)
+    body = rows[1:]
+    for row, fields in zip(body, raw[1:], strict=False):
+        for index, field_text in enumerate(fields):
+            if field_text == "" and index < len(row):
+                row[index] = None
+    return list(metadata["ColumnInfo"]), list(body)
+
+
+def _raw_fields(lines: list[str]) -> list[list[str]]:
+    """Each record's fields as written (quotes kept), for rows without embedded newlines."""
+    records: list[list[str]] = []
+    pending = ""
+    for line in lines:
+        pending = f"{pending}\n{line}" if pending else line
+        if pending.count('"') % 2:
+            continue  # a quoted field goes on over the line end
+        if pending:
+            records.append(re.findall(r'(?:^|(?<=,))("(?:[^"]|"")*"|[^,]*)', pending))
+        pending = ""
+    return records
+
+
+def typed_rows(infos: list[dict[str, Any]], rows: list[list[str | None]]) -> list[dict[str, Any]]:
+    """Rows of a result file as JSON objects, numbers and booleans typed by ``ColumnInfo``."""
+    out = []
+    for row in rows:
+        item: dict[str, Any] = {}
+        for info, value in zip(infos, row, strict=False):
+            item[info["Name"]] = _typed(info["Type"], value)
+        out.append(item)
+    return out
+
+
+def _typed(kind: str, value: str | None) -> Any:
+    if value is None:
+        return None
+    try:
+        if kind in ("tinyint", "smallint", "integer", "bigint"):
+            return int(value)
+        if kind in ("real", "double", "decimal"):
+            number = float(value)
+            return number if math.isfinite(number) else None
+        if kind == "boolean":
+            return value == "true"
+        if kind in ("array", "row", "map", "json"):
+            return json.loads(value)
+    except ValueError:
+        return value
+    return value
+
+
+__all__ = [
+    "athena_type",
+    "athena_value",
+    "column_info",
+    "csv_text",
+    "read_results",
+    "result_key",
+    "typed_rows",
+    "write_manifest",
+    "write_results",
+]
