@@ -100,7 +100,7 @@ def check_statement(sql: str) -> str:
         >>> check_statement("COPY t TO 'x.csv'")
         Traceback (most recent call last):
         ...
-        dataflow.query.errors.QueryError: NOT_SUPPORTED: line 1:1: COPY statements are not \
+        dataflow.errors.QueryError: NOT_SUPPORTED: line 1:1: COPY statements are not \
 allowed: queries are read-only — use SELECT, WITH, VALUES, SHOW, DESCRIBE, SUMMARIZE or \
 EXPLAIN (or CREATE TABLE ... AS SELECT / UNLOAD)
     """
