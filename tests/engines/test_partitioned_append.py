@@ -86,3 +86,34 @@ def test_upsert_across_batches_reads_only_key_groups(tmp_path: Path) -> None:
     assert by_key[("B", dt.datetime(2024, 1, 1, tzinfo=UTC))] == "k2"
     assert by_key[("B", dt.datetime(2024, 2, 1, tzinfo=UTC))] == "k1"
     assert by_key[("A", dt.datetime(2024, 1, 1, tzinfo=UTC))] == "k1"
+
+
+def _data_files(table: object) -> set[str]:
+    return {task.file.file_path for task in table.scan().plan_files()}  # type: ignore[attr-defined]
+
+
+def test_upsert_rewrites_only_the_files_holding_replaced_keys(tmp_path: Path) -> None:
+    cat = catalog(tmp_path)
+    cat.create_namespace("m")
+    first = bars(["A", "B"], [1, 2, 3], "1day", 1)
+    table = create_table(cat, "m", "bars", first.schema, partition="interval, month(ts)")
+    keys = ["symbol", "interval", "ts"]
+    with DuckDBEngine() as engine:
+        engine.upsert(table, first, keys=keys, snapshot_properties={"b": "1"})
+        before = _data_files(table.refresh())
+        assert len(before) == 3  # one file per month
+        # A newer copy of one February bar of A: only February's file is rewritten.
+        newer = bars(["A"], [2], "1day", 2).slice(0, 1)
+        result = engine.upsert(table.refresh(), newer, keys=keys, snapshot_properties={"b": "2"})
+        assert (result.rows_written, result.rows_replaced) == (1, 1)
+    table = table.refresh()
+    after = _data_files(table)
+    assert len(before & after) == 2
+    assert len(after) == 3
+    assert table.current_snapshot().summary["b"] == "2"
+    rows = table.scan().to_arrow().to_pylist()
+    assert len(rows) == 18
+    by_key = {(r["symbol"], r["ts"]): r["_raw_key"] for r in rows}
+    assert by_key[("A", dt.datetime(2024, 2, 1, tzinfo=UTC))] == "k2"
+    assert by_key[("B", dt.datetime(2024, 2, 1, tzinfo=UTC))] == "k1"
+    assert sum(1 for key in by_key.values() if key == "k2") == 1

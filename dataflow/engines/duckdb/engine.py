@@ -9,13 +9,17 @@ The upsert (see :meth:`DuckDBEngine.upsert`) is copy-on-write and touches only w
 
 1. de-duplicate the incoming rows on the key (latest ``_received_at``, then ``_raw_key``,
    ``_raw_line``, ``_record_path`` wins);
-2. read the existing rows that *may* share a key, through a pruning filter built from the
-   incoming keys (``IN`` for text, a ``BETWEEN`` range for times and numbers);
+2. read the key and lineage columns of the existing rows that *may* share a key: pyiceberg
+   plans the files with a coarse filter (few-valued text keys, ranges), then one DuckDB join of
+   each file's column bounds against the batch's key groups (per series, its ``ts`` range)
+   keeps only the files that can hold one (:meth:`DuckDBEngine._overlapping`); their rows
+   stream through a semi-join on the batch's keys, so only matches are held in memory;
 3. keep an incoming row when its key is new or its lineage is strictly newer — equal lineage is
    the same raw record processed again, so it changes nothing;
-4. append the winners; if some replace existing rows, overwrite exactly the range those rows
-   span with (existing rows in it − replaced) + winners. Both happen in ONE Iceberg transaction
-   whose snapshots carry the caller's properties (the transform bookmark).
+4. append the winners; if some replace existing rows, the data files holding a replaced key
+   are rewritten without those rows beside the winners, in ONE overwrite snapshot (other files
+   are untouched). Everything happens in ONE Iceberg transaction whose snapshots carry the
+   caller's properties (the transform bookmark).
 
 Example:
     >>> import pyarrow as pa
@@ -30,18 +34,21 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Callable, Mapping, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from dataflow.engines.base import CONTRACT_DIALECT, EngineCapabilities, WriteResult, translate
 from dataflow.errors import ModelError
 
 if TYPE_CHECKING:
     from pyiceberg.expressions import BooleanExpression
-    from pyiceberg.table import Table, Transaction
+    from pyiceberg.manifest import DataFile
+    from pyiceberg.table import FileScanTask, Table, Transaction
 
 LINEAGE_ORDER = ("_received_at", "_raw_key", "_raw_line", "_record_path")
 """Columns that decide which of two rows with the same key wins, most significant first."""
@@ -49,12 +56,16 @@ LINEAGE_ORDER = ("_received_at", "_raw_key", "_raw_line", "_record_path")
 MAX_RUNS = 100_000
 """Above this many runs of equal partition values a batch is sorted without further checks."""
 
-MAX_GROUPS = 256
-"""Above this many key groups in a batch the existence scan uses the coarse filter."""
-
 MAX_IN_VALUES = 1000
 """Above this many distinct text values a key column is not used to prune (the filter stays
 correct: it is only ever a superset of the rows that can match)."""
+
+WRITE_CHUNK_ROWS = 200_000
+"""Rows reordered and written at a time by :func:`write_data_files` (bounds the copy)."""
+
+MAX_PLAN_VALUES = 16
+"""Distinct values of a text key above which the file planning filter leaves it out: pyiceberg
+evaluates an ``IN`` per file in Python (a batch holds ~100 symbols but ~5 intervals)."""
 
 CRASH_ENV = "DATAFLOW_TEST_CRASH_BEFORE_COMMIT"
 """Test seam: when set to a table name (or ``*``), the process exits with status 75 after the
@@ -208,19 +219,29 @@ class DuckDBEngine:
         props: dict[str, str],
         result: WriteResult,
     ) -> None:
+        from pyiceberg.expressions import AlwaysTrue
+        from pyiceberg.io.pyarrow import ArrowScan
+
         self.register("_df_in", incoming)
         existing_rows = 0
+        tasks: list[FileScanTask] = []
         if table.current_snapshot() is not None and incoming.num_rows:
-            # Only the key and lineage columns decide who wins: read just those, of the rows
-            # that can share a key with the batch (per key group, see _group_filter).
+            # Only the key and lineage columns decide who wins: read just those, of the data
+            # files whose column bounds can hold a key of the batch (see _overlapping).
             known = set(table.schema().column_names)
             wanted = [*keys, *(c for c in order if c not in keys and c in known)]
-            existing = table.scan(
-                row_filter=_group_filter(incoming, keys), selected_fields=tuple(wanted)
-            ).to_arrow()
-            existing_rows = existing.num_rows
-            self.register("_df_existing", existing)
-            del existing
+            # A coarse filter (few-valued text keys, ranges) lets pyiceberg prune partitions
+            # cheaply; the per-series check of each file's bounds is one join (_overlapping).
+            prune = _prune_filter(incoming, keys, max_values=MAX_PLAN_VALUES)
+            tasks = self._overlapping(
+                table, table.scan(row_filter=prune).plan_files(), incoming, keys
+            )
+            if tasks:
+                existing = self._existing(table, tasks, wanted, prune, keys)
+                existing_rows = existing.num_rows
+                if existing_rows:
+                    self.register("_df_existing", existing)
+                del existing
         if not existing_rows:
             append_rows(txn, incoming, props)
             result.rows_written = incoming.num_rows
@@ -238,6 +259,7 @@ class DuckDBEngine:
             f"SELECT {', '.join('i.' + _q(k) for k in keys)} FROM _df_in i "
             f"JOIN _df_existing e ON {join} WHERE {newer}"
         )
+        self.unregister("_df_existing")
         result.rows_written = winners.num_rows
         result.rows_replaced = replaced.num_rows
         result.rows_skipped += incoming.num_rows - winners.num_rows
@@ -245,21 +267,116 @@ class DuckDBEngine:
         if not replaced.num_rows:
             append_rows(txn, winners, props)
             return
-        # Rewrite only the range the replaced keys span: existing rows in it that are not
-        # replaced are written back beside the winners, in the same transaction. The range is
-        # read and deleted with the same filter, so nothing outside it is touched.
+        # Copy-on-write of exactly the data files holding a replaced key: each is read whole,
+        # written back without the replaced rows beside the winners, and swapped for the new
+        # files in ONE overwrite snapshot of the same transaction. Other files are untouched.
         self.register("_df_replaced", replaced)
-        overwrite_filter = _prune_filter(replaced, keys)
-        self.register("_df_range", table.scan(row_filter=overwrite_filter).to_arrow())
         not_replaced = " AND ".join(f"r.{_q(k)} IS NOT DISTINCT FROM e.{_q(k)}" for k in keys)
-        kept = self.sql(
-            "SELECT e.* FROM _df_range e "
-            f"WHERE NOT EXISTS (SELECT 1 FROM _df_replaced r WHERE {not_replaced})"
-        )
-        self.unregister("_df_range")
-        rewritten = pa.concat_tables([_cast_to(kept, table), winners])
-        txn.delete(overwrite_filter, snapshot_properties=props)
-        append_rows(txn, rewritten, props)
+        whole = ArrowScan(table.metadata, table.io, table.schema(), AlwaysTrue())
+        dropped: list[DataFile] = []
+        kept: list[pa.Table] = []
+        for task in self._overlapping(table, tasks, replaced, keys):
+            self.register("_df_file", whole.to_table([task]))
+            rows_in_file = self.sql("SELECT count(*) AS n FROM _df_file").column("n")[0].as_py()
+            rest = self.sql(
+                "SELECT e.* FROM _df_file e "
+                f"WHERE NOT EXISTS (SELECT 1 FROM _df_replaced r WHERE {not_replaced})"
+            )
+            self.unregister("_df_file")
+            if rest.num_rows == rows_in_file:
+                continue  # no replaced key in this file: keep it as it is
+            dropped.append(task.file)
+            if rest.num_rows:
+                kept.append(_cast_to(rest, table))
+        rewritten = pa.concat_tables([*kept, winners], promote_options="permissive")
+        producer = txn.update_snapshot(snapshot_properties=dict(props)).overwrite()
+        with producer as overwrite:
+            for data_file in dropped:
+                overwrite.delete_data_file(data_file)
+            for data_file in write_data_files(txn, rewritten, overwrite.commit_uuid):
+                overwrite.append_data_file(data_file)
+
+    def _existing(
+        self,
+        table: Table,
+        tasks: list[FileScanTask],
+        wanted: Sequence[str],
+        prune: BooleanExpression,
+        keys: Sequence[str],
+    ) -> pa.Table:
+        """The ``wanted`` columns of the rows of ``tasks`` whose key is in ``_df_in``.
+
+        The files are streamed through DuckDB's semi-join, so only the matching rows are ever
+        held in memory (a file holds many series; a batch may share a key with few of them).
+        """
+        from pyiceberg.io.pyarrow import ArrowScan
+
+        scan = ArrowScan(table.metadata, table.io, table.schema().select(*wanted), prune)
+        batches = iter(scan.to_record_batches(tasks))
+        first = next(batches, None)
+        if first is None:
+            return pa.table({})
+        reader = pa.RecordBatchReader.from_batches(first.schema, itertools.chain([first], batches))
+        match = " AND ".join(f"i.{_q(k)} IS NOT DISTINCT FROM e.{_q(k)}" for k in keys)
+        self._con.register("_df_scan", reader)
+        try:
+            return self.sql(
+                f"SELECT e.* FROM _df_scan e WHERE EXISTS (SELECT 1 FROM _df_in i WHERE {match})"
+            )
+        finally:
+            self._con.unregister("_df_scan")
+
+    def _overlapping(
+        self,
+        table: Table,
+        tasks: Iterable[FileScanTask],
+        rows: pa.Table,
+        keys: Sequence[str],
+    ) -> list[FileScanTask]:
+        """The ``tasks`` whose files' column bounds can hold a key of ``rows`` (a superset).
+
+        The keys are grouped on their non-ordered columns (``symbol, interval``) with the range
+        of the ordered ones (``ts``) per group; a file is kept when some group lies within its
+        bounds. pyiceberg would evaluate such a filter (one OR term per group) file by file in
+        Python; here it is one join in DuckDB, however many groups and files there are.
+        """
+        tasks = list(tasks)
+        ordered = [k for k in keys if _is_ordered(rows.column(k).type)]
+        grouped = [k for k in keys if k not in ordered and _is_text(rows.column(k).type)]
+        if not tasks or not rows.num_rows or not (ordered or grouped):
+            return tasks
+        bounds = _file_bounds(table, tasks, rows, [*grouped, *ordered])
+        if bounds is None:
+            return tasks
+        aggregates = [(k, f) for k in ordered for f in ("min", "max")]
+        if grouped:
+            groups = rows.group_by(grouped).aggregate(aggregates)
+        else:
+            extremes = {k: pc.min_max(rows.column(k)).as_py() for k in ordered}
+            groups = pa.table(
+                {f"{k}_{f}": pa.array([extremes[k][f]], rows.column(k).type) for k, f in aggregates}
+            )
+        conditions = ["true"]
+        for k in grouped:
+            lo, hi, g = f"f.{_q('lo_' + k)}", f"f.{_q('hi_' + k)}", f"g.{_q(k)}"
+            conditions.append(f"({lo} IS NULL OR {g} IS NULL OR {g} >= {lo})")
+            conditions.append(f"({hi} IS NULL OR {g} IS NULL OR {g} <= {hi})")
+        for k in ordered:
+            lo, hi = f"f.{_q('lo_' + k)}", f"f.{_q('hi_' + k)}"
+            low, high = f"g.{_q(k + '_min')}", f"g.{_q(k + '_max')}"
+            conditions.append(f"({lo} IS NULL OR {high} IS NULL OR {high} >= {lo})")
+            conditions.append(f"({hi} IS NULL OR {low} IS NULL OR {low} <= {hi})")
+        self.register("_df_files", bounds)
+        self.register("_df_groups", groups)
+        try:
+            found = self.sql(
+                "SELECT DISTINCT f._df_task FROM _df_files f, _df_groups g WHERE "
+                + " AND ".join(conditions)
+            )
+        finally:
+            self.unregister("_df_files")
+            self.unregister("_df_groups")
+        return [tasks[i] for i in sorted(found.column("_df_task").to_pylist())]
 
 
 def _q(name: str) -> str:
@@ -278,8 +395,13 @@ def _is_ordered(kind: pa.DataType) -> bool:
     )
 
 
-def _prune_filter(rows: pa.Table, keys: Sequence[str]) -> BooleanExpression:
-    """An Iceberg filter matching every row that can share a key with ``rows`` (a superset)."""
+def _prune_filter(
+    rows: pa.Table, keys: Sequence[str], *, max_values: int = MAX_IN_VALUES
+) -> BooleanExpression:
+    """An Iceberg filter matching every row that can share a key with ``rows`` (a superset).
+
+    A text key with more than ``max_values`` distinct values is left out (still a superset).
+    """
     import pyarrow.compute as pc
     from pyiceberg.expressions import (
         AlwaysTrue,
@@ -299,7 +421,7 @@ def _prune_filter(rows: pa.Table, keys: Sequence[str]) -> BooleanExpression:
             continue
         if _is_text(column.type):
             values = column.unique().to_pylist()
-            if len(values) <= MAX_IN_VALUES:
+            if len(values) <= max_values:
                 expr = And(expr, in_(key, set(values)))
         elif _is_ordered(column.type):
             bounds: Any = pc.min_max(column).as_py()
@@ -313,49 +435,41 @@ def _prune_filter(rows: pa.Table, keys: Sequence[str]) -> BooleanExpression:
     return expr
 
 
-def _group_filter(rows: pa.Table, keys: Sequence[str]) -> BooleanExpression:
-    """A finer :func:`_prune_filter`: per group of the non-ordered keys, the ordered keys' range.
+def _file_bounds(
+    table: Table, tasks: Sequence[FileScanTask], rows: pa.Table, keys: Sequence[str]
+) -> pa.Table | None:
+    """Per task (``_df_task``, its index), ``lo_<key>``/``hi_<key>``: its file's column bounds.
 
-    ``symbol IN (...) AND ts BETWEEN min AND max`` over a whole batch spans nearly the whole
-    table when a batch holds many series; one ``symbol = s AND ts BETWEEN ...`` term per series
-    lets Iceberg prune partitions and files per series. Above :data:`MAX_GROUPS` groups (or
-    without both kinds of key) it falls back to :func:`_prune_filter`: still a superset.
+    A bound the file lacks is NULL (anything may be in it). None when a key's bounds cannot be
+    decoded into the rows' Arrow type: the caller then keeps every file.
     """
-    from pyiceberg.expressions import (
-        And,
-        EqualTo,
-        GreaterThanOrEqual,
-        IsNull,
-        LessThanOrEqual,
-        Or,
-        Reference,
-    )
-    from pyiceberg.expressions.literals import literal
+    from pyiceberg.conversions import from_bytes
+    from pyiceberg.types import PrimitiveType
 
-    ordered = [k for k in keys if _is_ordered(rows.column(k).type)]
-    grouped = [k for k in keys if k not in ordered]
-    if not rows.num_rows or not ordered or not grouped:
-        return _prune_filter(rows, keys)
-    aggregates = [(k, f) for k in ordered for f in ("min", "max")]
-    groups = rows.group_by(grouped).aggregate(aggregates)
-    if groups.num_rows > MAX_GROUPS:
-        return _prune_filter(rows, keys)
-    terms: list[BooleanExpression] = []
-    for group in groups.to_pylist():
-        parts: list[BooleanExpression] = [
-            IsNull(term=Reference(k))
-            if group[k] is None
-            else EqualTo(term=Reference(k), value=literal(group[k]))
-            for k in grouped
-        ]
-        for k in ordered:
-            low, high = group[f"{k}_min"], group[f"{k}_max"]
-            if low is None:
-                continue  # a NULL key: no range constraint for this column
-            parts.append(GreaterThanOrEqual(term=Reference(k), value=literal(low)))
-            parts.append(LessThanOrEqual(term=Reference(k), value=literal(high)))
-        terms.append(parts[0] if len(parts) == 1 else And(*parts))
-    return terms[0] if len(terms) == 1 else Or(*terms)
+    schema = table.schema()
+    columns: dict[str, pa.Array] = {"_df_task": pa.array(range(len(tasks)), pa.int64())}
+    for key in keys:
+        field = schema.find_field(key)
+        kind = rows.column(key).type
+        if not isinstance(field.field_type, PrimitiveType):
+            return None
+        for side in ("lo", "hi"):
+            values: list[Any] = []
+            for task in tasks:
+                found = task.file.lower_bounds if side == "lo" else task.file.upper_bounds
+                raw = found.get(field.field_id) if found else None
+                values.append(None if raw is None else from_bytes(field.field_type, raw))
+            try:
+                if pa.types.is_temporal(kind):
+                    # Iceberg bounds of times are integers (days, or micros); Arrow casts them.
+                    plain = pa.int32() if pa.types.is_date32(kind) else pa.int64()
+                    column = pa.array(values, plain).cast(kind)
+                else:
+                    column = pa.array(values, kind)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError):
+                return None
+            columns[f"{side}_{key}"] = column
+    return pa.table(columns)
 
 
 def _cast_to(rows: pa.Table, table: Table) -> pa.Table:
@@ -382,6 +496,26 @@ def _cast_to(rows: pa.Table, table: Table) -> pa.Table:
 def append_rows(txn: Transaction, rows: pa.Table, snapshot_properties: Mapping[str, str]) -> int:
     """``txn.append(rows)`` without pyiceberg's filter-per-partition; returns the files written.
 
+    The files are written by :func:`write_data_files` (one per partition) and added in one
+    fast-append snapshot carrying ``snapshot_properties``.
+
+    Example:
+        >>> with table.transaction() as txn:  # doctest: +SKIP
+        ...     append_rows(txn, rows, {"dataflow.run_id": "r1"})
+        12
+    """
+    producer = txn.update_snapshot(snapshot_properties=dict(snapshot_properties)).fast_append()
+    written = 0
+    with producer as append:
+        for data_file in write_data_files(txn, rows, append.commit_uuid):
+            append.append_data_file(data_file)
+            written += 1
+    return written
+
+
+def write_data_files(txn: Transaction, rows: pa.Table, commit_uuid: uuid.UUID) -> list[DataFile]:
+    """Write ``rows`` as Parquet data files of ``txn``'s table, one per partition; no commit.
+
     pyiceberg 0.12 splits a batch into partitions by filtering the whole batch once per
     partition (O(partitions x rows): seconds for a few hundred partitions). Here the batch is
     cut into runs of equal partition values, each a zero-copy slice written as one task, hence
@@ -389,9 +523,9 @@ def append_rows(txn: Transaction, rows: pa.Table, snapshot_properties: Mapping[s
     partition spans several runs, the rows are sorted by partition values first (one copy).
 
     Example:
-        >>> with table.transaction() as txn:  # doctest: +SKIP
-        ...     append_rows(txn, rows, {"dataflow.run_id": "r1"})
-        12
+        >>> with txn.update_snapshot().fast_append() as append:  # doctest: +SKIP
+        ...     for data_file in write_data_files(txn, rows, append.commit_uuid):
+        ...         append.append_data_file(data_file)
     """
     import pyarrow.compute as pc
     from pyiceberg.io.pyarrow import (
@@ -408,68 +542,74 @@ def append_rows(txn: Transaction, rows: pa.Table, snapshot_properties: Mapping[s
     meta = txn.table_metadata
     schema, spec = meta.schema(), meta.spec()
     _check_pyarrow_schema_compatible(schema, provided_schema=rows.schema)
-    producer = txn.update_snapshot(snapshot_properties=dict(snapshot_properties)).fast_append()
-    with producer as append:
-        if not rows.num_rows:
-            return 0
-        target: int = property_as_int(  # type: ignore[assignment]  # has a default
-            meta.properties,
-            TableProperties.WRITE_TARGET_FILE_SIZE_BYTES,
-            TableProperties.WRITE_TARGET_FILE_SIZE_BYTES_DEFAULT,
-        )
-        task_schema = pyarrow_to_schema(
-            rows.schema, name_mapping=schema.name_mapping, format_version=meta.format_version
-        )
-        counter = itertools.count(0)
-        parts: list[tuple[PartitionKey | None, pa.Table]] = [(None, rows)]
-        if not spec.is_unpartitioned():
-            values = []
-            for field in spec.fields:
-                name = schema.find_column_name(field.source_id)
-                source = schema.find_field(field.source_id)
-                column = _get_field_from_arrow_table(rows, str(name))
-                values.append(field.transform.pyarrow_transform(source.field_type)(column))
-            keys = pa.table(values, names=[f"p{i}" for i in range(len(values))])
-            runs = _runs(keys) if keys.num_rows else []
-            starts = [tuple(c[start].as_py() for c in keys.columns) for start, _ in runs[:MAX_RUNS]]
-            if len(runs) > MAX_RUNS or len(set(starts)) < len(runs):
-                # A partition in several runs: order the rows once (one copy) so that each
-                # partition is one contiguous slice, hence one file.
-                order = pc.sort_indices(
-                    keys, sort_keys=[(n, "ascending") for n in keys.column_names]
-                )
-                rows, keys = rows.take(order), keys.take(order)
-                runs = _runs(keys)
-                starts = [tuple(c[start].as_py() for c in keys.columns) for start, _ in runs]
-            parts = [
-                (
-                    PartitionKey(
-                        field_values=[
-                            PartitionFieldValue(field=f, value=v)
-                            for f, v in zip(spec.fields, value, strict=True)
-                        ],
-                        partition_spec=spec,
-                        schema=schema,
-                    ),
-                    rows.slice(start, end - start),
-                )
-                for value, (start, end) in zip(starts, runs, strict=True)
-            ]
+    if not rows.num_rows:
+        return []
+    target: int = property_as_int(  # type: ignore[assignment]  # has a default
+        meta.properties,
+        TableProperties.WRITE_TARGET_FILE_SIZE_BYTES,
+        TableProperties.WRITE_TARGET_FILE_SIZE_BYTES_DEFAULT,
+    )
+    task_schema = pyarrow_to_schema(
+        rows.schema, name_mapping=schema.name_mapping, format_version=meta.format_version
+    )
+    counter = itertools.count(0)
+    # (partition, start, end) of each part, over ``order`` when the rows must be reordered.
+    spans: list[tuple[PartitionKey | None, int, int]] = [(None, 0, rows.num_rows)]
+    order: pa.Array | None = None
+    if not spec.is_unpartitioned():
+        values = []
+        for field in spec.fields:
+            name = schema.find_column_name(field.source_id)
+            source = schema.find_field(field.source_id)
+            column = _get_field_from_arrow_table(rows, str(name))
+            values.append(field.transform.pyarrow_transform(source.field_type)(column))
+        keys = pa.table(values, names=[f"p{i}" for i in range(len(values))])
+        runs = _runs(keys) if keys.num_rows else []
+        starts = [tuple(c[start].as_py() for c in keys.columns) for start, _ in runs[:MAX_RUNS]]
+        if len(runs) > MAX_RUNS or len(set(starts)) < len(runs):
+            # A partition in several runs: write each partition's rows in partition order
+            # (one file per partition), taken a few partitions at a time below, so that the
+            # reordered copy never holds more than WRITE_CHUNK_ROWS rows.
+            order = pc.sort_indices(keys, sort_keys=[(n, "ascending") for n in keys.column_names])
+            keys = keys.take(order)
+            runs = _runs(keys)
+            starts = [tuple(c[start].as_py() for c in keys.columns) for start, _ in runs]
+        spans = [
+            (
+                PartitionKey(
+                    field_values=[
+                        PartitionFieldValue(field=f, value=v)
+                        for f, v in zip(spec.fields, value, strict=True)
+                    ],
+                    partition_spec=spec,
+                    schema=schema,
+                ),
+                start,
+                end,
+            )
+            for value, (start, end) in zip(starts, runs, strict=True)
+        ]
+    written: list[DataFile] = []
+    group: list[tuple[PartitionKey | None, int, int]] = []
+    for number, span in enumerate(spans):
+        group.append(span)
+        if number + 1 < len(spans) and sum(e - s for _, s, e in group) < WRITE_CHUNK_ROWS:
+            continue
+        low, high = group[0][1], group[-1][2]
+        chunk = rows.slice(low, high - low) if order is None else rows.take(order[low:high])
         tasks = [
             WriteTask(
-                write_uuid=append.commit_uuid,
+                write_uuid=commit_uuid,
                 task_id=next(counter),
                 record_batches=batches,
                 partition_key=key,
                 schema=task_schema,
             )
-            for key, part in parts
-            for batches in bin_pack_arrow_table(part, target)
+            for key, start, end in group
+            for batches in bin_pack_arrow_table(chunk.slice(start - low, end - start), target)
         ]
-        written = 0
-        for data_file in write_file(io=txn._table.io, table_metadata=meta, tasks=iter(tasks)):
-            append.append_data_file(data_file)
-            written += 1
+        written.extend(write_file(io=txn._table.io, table_metadata=meta, tasks=iter(tasks)))
+        group, chunk, tasks = [], None, []
     return written
 
 
@@ -493,4 +633,4 @@ def _runs(keys: pa.Table) -> list[tuple[int, int]]:
     return list(itertools.pairwise(cuts))
 
 
-__all__ = ["CRASH_ENV", "LINEAGE_ORDER", "DuckDBEngine", "append_rows"]
+__all__ = ["CRASH_ENV", "LINEAGE_ORDER", "DuckDBEngine", "append_rows", "write_data_files"]
