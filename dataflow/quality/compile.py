@@ -2,11 +2,15 @@
 
 Each rule adds the aggregates it needs to a :class:`ScanPlan`; identical expressions are shared
 (``IsComplete "c"`` and ``Completeness "c" > 0.9`` read one ``count``), ``where`` clauses become
-``FILTER (WHERE ...)`` of their aggregates, and value frequencies (Uniqueness, UniqueValueRatio,
-Entropy, IsPrimaryKey) are window counts over the same scan. The whole plan is one statement::
+``FILTER (WHERE ...)`` of their aggregates. Value frequencies (Uniqueness, UniqueValueRatio,
+Entropy, IsPrimaryKey) are window counts, which are costly: the scan counts the key's distinct
+values instead, and when every counted key is unique the frequencies are all 1 (each metric is
+its aggregate with the frequency replaced by 1); only keys with duplicates get the window::
 
-    WITH __dq_base AS (SELECT *, count(*) OVER (PARTITION BY ...) AS __w0 FROM "primary")
-    SELECT count(*) AS __m0, count("close") AS __m1, ... FROM __dq_base
+    SELECT count(*) AS __m0, count(DISTINCT "id") AS __m1, ... FROM "primary"
+    -- only when "id" has duplicates:
+    WITH __dq_base AS (SELECT *, count(*) OVER (PARTITION BY "id", ...) AS __w0 FROM "primary")
+    SELECT count(*) FILTER (WHERE ... AND __w0 = 1) AS __m4, ... FROM __dq_base
 
 Row-level rule types also get a per-row predicate (``LeafPlan.row_sql``) used by the row-level
 outcomes. Semantics follow ``shared/reference/aws-semantics.md`` §1.7; the where clauses and
@@ -93,30 +97,75 @@ class Schema:
 
 @dataclass
 class ScanPlan:
-    """The aggregates (and window counts) of the one scan, deduplicated by their SQL."""
+    """The aggregates (and window counts) of the scan, deduplicated by their SQL.
+
+    A window count (a value's frequency, for Uniqueness and its kin) is costly: each one comes
+    with the distinct and counted keys of its rows (:meth:`window`), and every aggregate over it
+    with a shortcut, the same aggregate with the window replaced by 1 (:meth:`add` ``over=``).
+    :meth:`scan_query` computes everything but the windows; when a key has as many distinct
+    values as counted rows every frequency IS 1 and the shortcuts are the exact values, otherwise
+    :meth:`followup_query` computes the aggregates over the windows that are needed.
+    """
 
     aggregates: dict[str, str] = field(default_factory=dict)
     windows: dict[str, str] = field(default_factory=dict)
+    keys: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """Window alias -> aliases of its key's distinct count and of its counted rows."""
+    shortcuts: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """Alias of an aggregate over a window -> (alias of its shortcut, the window's alias)."""
 
-    def add(self, sql: str) -> str:
-        """The alias of the aggregate ``sql`` in the scan's result (added once)."""
+    def add(self, sql: str, *, over: str | None = None) -> str:
+        """The alias of the aggregate ``sql`` in the scan's result (added once).
+
+        ``over``: the window alias ``sql`` reads, if any (see :meth:`window`).
+        """
         if sql not in self.aggregates:
-            self.aggregates[sql] = f"__m{len(self.aggregates)}"
+            alias = self.aggregates[sql] = f"__m{len(self.aggregates)}"
+            if over is not None:
+                shortcut = re.sub(rf"\b{over}\b", "1", sql)
+                self.shortcuts[alias] = (self.add(shortcut), over)
         return self.aggregates[sql]
 
-    def window(self, sql: str) -> str:
-        """The column holding the per-row window expression ``sql`` (added once)."""
+    def window(self, sql: str, *, distinct: str, counted: str) -> str:
+        """The column holding the per-row window count ``sql`` (added once).
+
+        ``distinct`` and ``counted`` are the aggregates counting the distinct keys of the rows it
+        counts and those rows: when they are equal, the count is 1 on every such row.
+        """
         if sql not in self.windows:
-            self.windows[sql] = f"__w{len(self.windows)}"
+            alias = self.windows[sql] = f"__w{len(self.windows)}"
+            self.keys[alias] = (self.add(distinct), self.add(counted))
         return self.windows[sql]
 
     def query(self, source: str) -> str:
-        """The one statement computing every aggregate over the view ``source``."""
+        """The one statement computing every aggregate, windows included, over ``source``."""
+        return self._select(source, list(self.aggregates), list(self.windows))
+
+    def scan_query(self, source: str) -> str:
+        """The statement computing every aggregate but those over windows (:meth:`scan_names`)."""
+        return self._select(
+            source, [s for s, a in self.aggregates.items() if a not in self.shortcuts], []
+        )
+
+    def scan_names(self) -> list[str]:
+        """The aliases of the columns of :meth:`scan_query`, in order."""
+        return [a for a in self.aggregates.values() if a not in self.shortcuts]
+
+    def followup_query(self, source: str, aggregates: list[str], windows: list[str]) -> str:
+        """The statement computing the aggregates ``aggregates`` (SQL) over the ``windows``."""
+        return self._select(
+            source, aggregates, [s for s, a in self.windows.items() if a in windows]
+        )
+
+    def _select(self, source: str, aggregates: list[str], windows: list[str]) -> str:
         table = quote_identifier(source)
-        selects = ", ".join(f"{sql} AS {alias}" for sql, alias in self.aggregates.items())
-        if not self.windows:
+        named = (
+            f"{sql} AS {self.aggregates.get(sql, f'__x{i}')}" for i, sql in enumerate(aggregates)
+        )
+        selects = ", ".join(named)
+        if not windows:
             return f"SELECT {selects or 'count(*) AS __m'} FROM {table}"
-        extra = ", ".join(f"{sql} AS {alias}" for sql, alias in self.windows.items())
+        extra = ", ".join(f"{sql} AS {self.windows[sql]}" for sql in windows)
         return (
             f"WITH __dq_base AS (SELECT *, {extra} FROM {table}) "
             f"SELECT {selects or 'count(*) AS __m'} FROM __dq_base"
@@ -389,13 +438,25 @@ def _frequency_rule(
     inc = "(" + " OR ".join(f"{c} IS NOT NULL" for c in q) + ")"
     if where:
         inc = f"({inc} AND coalesce({where}, false))"
-    freq = plan.window(f"count(*) OVER (PARTITION BY {', '.join(q)}, {inc})")
-    counted = plan.add(f"count(*) FILTER (WHERE {inc})")
-    singles = plan.add(f"count(*) FILTER (WHERE {inc} AND {freq} = 1)")
+    # count(DISTINCT) groups NULLs of a multi-column key as PARTITION BY does: (1, NULL) twice is
+    # one key; the key of a counted row is never NULL (inc needs one non-NULL column).
+    key = q[0] if len(q) == 1 else f"({', '.join(q)})"
+    # One column, no where: count(DISTINCT) skips NULLs itself, and is faster without a filter.
+    distinct = f"count(DISTINCT {key})" + (
+        "" if len(q) == 1 and not where else f" FILTER (WHERE {inc})"
+    )
+    freq = plan.window(
+        f"count(*) OVER (PARTITION BY {', '.join(q)}, {inc})",
+        distinct=distinct,
+        counted=counted_sql(inc),
+    )
+    counted = plan.add(counted_sql(inc))
+    singles = plan.add(f"count(*) FILTER (WHERE {inc} AND {freq} = 1)", over=freq)
     unique_row = f"(NOT {inc} OR {freq} = 1)"
     if kind in ("Uniqueness", "IsUnique"):
         value = plan.add(
-            f"count(*) FILTER (WHERE {inc} AND {freq} = 1)::DOUBLE / nullif({counted_sql(inc)}, 0)"
+            f"count(*) FILTER (WHERE {inc} AND {freq} = 1)::DOUBLE / nullif({counted_sql(inc)}, 0)",
+            over=freq,
         )
         return LeafPlan(
             rule,
@@ -412,7 +473,8 @@ def _frequency_rule(
                 f"count({quoted}){_filter(where)}::DOUBLE / nullif(count(*){_filter(where)}, 0)"
             )
         uniqueness = plan.add(
-            f"count(*) FILTER (WHERE {inc} AND {freq} = 1)::DOUBLE / nullif({counted_sql(inc)}, 0)"
+            f"count(*) FILTER (WHERE {inc} AND {freq} = 1)::DOUBLE / nullif({counted_sql(inc)}, 0)",
+            over=freq,
         )
         metrics[f"Column.{name}.Uniqueness"] = uniqueness
         complete = " AND ".join(f"{c} IS NOT NULL" for c in q)
@@ -427,19 +489,19 @@ def _frequency_rule(
             extra=checks,
         )
     if kind == "UniqueValueRatio":
-        distinct = plan.add(f"sum(1.0 / {freq}) FILTER (WHERE {inc})")
         value = plan.add(
             f"count(*) FILTER (WHERE {inc} AND {freq} = 1)::DOUBLE"
-            f" / nullif(round(sum(1.0 / {freq}) FILTER (WHERE {inc})), 0)"
+            f" / nullif(round(sum(1.0 / {freq}) FILTER (WHERE {inc})), 0)",
+            over=freq,
         )
-        del distinct
         return LeafPlan(
             rule, "ratio", value=value, metrics={f"Column.{name}.UniqueValueRatio": value}
         )
     # Entropy = -sum(p ln p) over values = ln(n) - sum_rows(ln f) / n, with n the counted rows.
     counted_rows = counted_sql(inc)
     value = plan.add(
-        f"ln({counted_rows}) - sum(ln({freq})) FILTER (WHERE {inc}) / nullif({counted_rows}, 0)"
+        f"ln({counted_rows}) - sum(ln({freq})) FILTER (WHERE {inc}) / nullif({counted_rows}, 0)",
+        over=freq,
     )
     return LeafPlan(rule, "number", value=value, metrics={f"Column.{name}.Entropy": value})
 

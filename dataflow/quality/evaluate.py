@@ -5,7 +5,10 @@ named by their alias; see ``dataflow.quality.datasets``). Evaluation:
 
 1. compile every rule (inside composites too) and analyzer into one :class:`ScanPlan`, after
    resolving dynamic expressions (``last(k)``) from the metric's history;
-2. run the plan: ONE aggregate query for every dataset-level metric of the table;
+2. run the plan: ONE aggregate query for every dataset-level metric of the table (plus one for
+   the value frequencies of keys that have duplicates, see ``dataflow.quality.compile``);
+   the rows passing every row-level rule are known from the metrics when all pass, else counted
+   (in that second query, or on first read of ``EvaluationResult.rows_passed``);
 3. run the rules that need their own query (CustomSql, reference-dataset rules);
 4. judge each rule (PASS / FAIL / ERROR with Glue's messages), combine composites (COLUMN
    mode: each operand judged over the whole dataset), and name them ``Rule_0``, ``Rule_1``, ...
@@ -28,6 +31,7 @@ Example:
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
@@ -124,6 +128,9 @@ class Evaluator:
         self._errors: dict[int, str] = {}
         self._values: dict[str, Any] = {}
         self._plan = ScanPlan()
+        self._rows_alias = ""
+        self._rows_passed: int | None = None
+        self._rows_passed_sql: str | None = None
 
     # --- public ----------------------------------------------------------------------------------
 
@@ -160,20 +167,21 @@ class Evaluator:
             AnalyzerResult(f"Analyzer_{i}", format_analyzer(a), self._analyzer_metrics(i))
             for i, a in enumerate(self.ruleset.analyzers)
         ]
-        passed = self._values.get(self._rows_passed_alias) if self._rows_passed_alias else None
-        return EvaluationResult(
+        result = EvaluationResult(
             ruleset_name=ruleset_name,
             dataset=dataset,
             rule_results=results,
             analyzer_results=analyzers,
             rows=rows,
-            rows_passed=None if passed is None else int(passed),
-            rows_failed=None if passed is None else rows - int(passed),
+            known_rows_passed=self._rows_passed,
             evaluation_context=evaluation_context,
             started_on=started,
             completed_on=dt.datetime.now(dt.UTC),
             queries=list(self.queries),
         )
+        if self._rows_passed_sql is not None:
+            result.count_passed = lambda: self._count_rows_passed(result.queries)
+        return result
 
     def row_level_sql(self) -> str:
         """The dataset with Glue's row-level outcome columns, as one SQL query (after ``run``).
@@ -232,19 +240,95 @@ class Evaluator:
         failed: dict[int, str] = {}
         for _attempt in range(2):
             self._compile(skip=failed)
-            sql = self._plan.query(PRIMARY)
             try:
-                self.queries.append(sql)
-                row = first_row(self.con.execute(sql).fetchall())
+                self._scan()
             except duckdb.Error:
                 if failed:
                     raise
                 failed = self._find_broken()
                 continue
-            assert row is not None
-            self._values = dict(zip(self._plan.aggregates.values(), row, strict=False))
             self._errors.update(failed)
             return
+
+    def _scan(self) -> None:
+        """Run the plan: the one scan, then the window counts only for keys with duplicates.
+
+        The rows passed are known from the metrics when every row-level rule passed every row;
+        otherwise they are counted in the follow-up query when there is one, else by a query of
+        their own when first read (``EvaluationResult.rows_passed``).
+        """
+        plan = self._plan
+        sql = plan.scan_query(PRIMARY)
+        self.queries.append(sql)
+        row = first_row(self.con.execute(sql).fetchall())
+        assert row is not None
+        self._values = dict(zip(plan.scan_names(), row, strict=True))
+        unique = {w for w, (d, c) in plan.keys.items() if self._values[d] == self._values[c]}
+        pending: dict[str, str] = {}
+        for sql, alias in plan.aggregates.items():
+            if alias in plan.shortcuts:
+                shortcut, window = plan.shortcuts[alias]
+                if window in unique:
+                    # Every counted row's key is unique: its frequency is 1, as in the shortcut.
+                    self._values[alias] = self._values[shortcut]
+                else:
+                    pending[sql] = window
+        self._rows_passed, self._rows_passed_sql = self._derive_rows_passed(unique)
+        if not pending:
+            return
+        aggregates = list(pending)
+        if self._rows_passed_sql is not None:
+            aggregates.append(self._rows_passed_sql)
+        sql = plan.followup_query(PRIMARY, aggregates, self._windows_in(aggregates))
+        self.queries.append(sql)
+        row = first_row(self.con.execute(sql).fetchall())
+        assert row is not None
+        self._values.update(zip((plan.aggregates[s] for s in pending), row, strict=False))
+        if self._rows_passed_sql is not None:
+            self._rows_passed, self._rows_passed_sql = int(row[-1]), None
+
+    def _windows_in(self, aggregates: list[str]) -> list[str]:
+        """The aliases of the window counts the aggregates read."""
+        text = " ".join(aggregates)
+        return [a for a in self._plan.windows.values() if re.search(rf"\b{a}\b", text)]
+
+    def _derive_rows_passed(self, unique: set[str]) -> tuple[int | None, str | None]:
+        """The rows passing every row-level rule when the metrics tell; else the SQL counting them.
+
+        A row-level rule's metric (a compliance, completeness or uniqueness over the rows its
+        where clause keeps; the checks of IsPrimaryKey) is 1.0, or NULL for no such rows, exactly
+        when its per-row predicate holds on every row: then every row passes all of them. A
+        metric over a window not computed yet (a key with duplicates) is below 1.0.
+        """
+        row_level = [leaf for leaf in self._leaves.values() if leaf.row_sql]
+        if not row_level:
+            return None, None
+        for leaf in row_level:
+            checks = [a for k, a in leaf.extra.items() if k.startswith("check")]
+            for alias in [leaf.value, *checks]:
+                if not isinstance(alias, str) or alias not in self._values:
+                    break
+                got = self._values[alias]
+                if got is not None and float(got) != 1.0:
+                    break
+            else:
+                continue
+            predicate = " AND ".join(str(leaf.row_sql) for leaf in row_level)
+            # A unique key's frequency is 1 on every row its predicates read (the counted rows).
+            for window in unique:
+                predicate = re.sub(rf"\b{window}\b", "1", predicate)
+            return None, f"count(*) FILTER (WHERE {predicate})"
+        return int(self._values.get(self._rows_alias) or 0), None
+
+    def _count_rows_passed(self, queries: list[str]) -> int:
+        """Count the rows passing every row-level rule (a query of its own, run when asked)."""
+        assert self._rows_passed_sql is not None
+        aggregates = [self._rows_passed_sql]
+        sql = self._plan.followup_query(PRIMARY, aggregates, self._windows_in(aggregates))
+        self.queries.append(sql)
+        queries.append(sql)
+        row = first_row(self.con.execute(sql).fetchall())
+        return int(row[0]) if row and row[0] is not None else 0
 
     def _compile(self, skip: Mapping[int, str]) -> None:
         self._plan = ScanPlan()
@@ -258,12 +342,6 @@ class Evaluator:
             [self._compile_rule(r, self._plan) for r in _analyzer_rules(a, self.schema)]
             for a in self.ruleset.analyzers
         ]
-        row_level = [leaf.row_sql for leaf in self._leaves.values() if leaf.row_sql]
-        self._rows_passed_alias = (
-            self._plan.add(f"count(*) FILTER (WHERE {' AND '.join(row_level)})")
-            if row_level
-            else None
-        )
 
     def _compile_rule(self, rule: Rule, plan: ScanPlan) -> LeafPlan:
         if rule.rule_type == "DetectAnomalies":

@@ -226,8 +226,7 @@ def _evaluation(row: dict[str, Any], rules: list[RuleResult]) -> EvaluationResul
             for a in row["analyzer_results"]
         ],
         rows=processed,
-        rows_passed=passed,
-        rows_failed=processed - passed,
+        known_rows_passed=passed,
         evaluation_context=row["evaluation_context"],
         started_on=row["started_on"],
         completed_on=row["completed_on"],

@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
@@ -73,8 +74,11 @@ class EvaluationResult:
     Attributes:
         rule_results: one per top-level rule, named ``Rule_0``, ``Rule_1``, ... in document order.
         analyzer_results: one per analyzer.
-        rows: rows in the dataset; ``rows_passed`` / ``rows_failed`` by the row-level rules.
+        rows: rows in the dataset; ``rows_passed`` / ``rows_failed`` by the row-level rules
+            (None without row-level rules). When some row-level rule failed a row, the count
+            takes a query of its own, run on first access (``count_passed``).
         queries: the SQL statements the evaluation ran, in order (the scan plan is the first).
+        count_passed: counts the rows passed when ``rows_passed`` is first read (then dropped).
     """
 
     ruleset_name: str
@@ -82,8 +86,7 @@ class EvaluationResult:
     rule_results: list[RuleResult]
     analyzer_results: list[AnalyzerResult] = field(default_factory=list)
     rows: int = 0
-    rows_passed: int | None = None
-    rows_failed: int | None = None
+    known_rows_passed: int | None = None
     evaluation_context: str = DEFAULT_CONTEXT
     started_on: dt.datetime | None = None
     completed_on: dt.datetime | None = None
@@ -92,6 +95,25 @@ class EvaluationResult:
     snapshot_id: str | None = None
     ruleset_hash: str | None = None
     queries: list[str] = field(default_factory=list)
+    count_passed: Callable[[], int] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def rows_passed(self) -> int | None:
+        """Rows for which every row-level rule passed (None without row-level rules)."""
+        if self.count_passed is not None:
+            # Only asked for when someone reads it: the evaluation itself does not need it.
+            self.known_rows_passed, self.count_passed = self.count_passed(), None
+        return self.known_rows_passed
+
+    @rows_passed.setter
+    def rows_passed(self, value: int | None) -> None:
+        self.known_rows_passed, self.count_passed = value, None
+
+    @property
+    def rows_failed(self) -> int | None:
+        """Rows for which some row-level rule failed (None without row-level rules)."""
+        passed = self.rows_passed
+        return None if passed is None else self.rows - passed
 
     @property
     def score(self) -> float:

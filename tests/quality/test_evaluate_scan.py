@@ -37,16 +37,64 @@ def dqe_connection(rows: int = 100) -> duckdb.DuckDBPyConnection:
     return con
 
 
+def scans(con: duckdb.DuckDBPyConnection, sql: str) -> int:
+    """How many times the statement's plan reads a table or view."""
+    plan = con.execute("EXPLAIN " + sql).fetchall()
+    operators = re.findall(r"─ ([A-Za-z_ ]+?) ─", "\n".join(str(row[1]) for row in plan))
+    return operators.count("Seq Scan")
+
+
 def test_simple_aggregates_are_one_query_over_the_table() -> None:
     con = dqe_connection()
     evaluator = Evaluator(parse_ruleset(SIMPLE), con, now=NOW)
     result = evaluator.run()
     assert [r.result for r in result.rule_results].count("ERROR") == 0, result.to_glue()
+    # The single statement reads the table once: one scan of "primary" in its plan. The key
+    # "id" is unique, so its frequencies are known without a window count; "v" (AllStatistics:
+    # Uniqueness, Entropy) has duplicates: its frequencies take a second query (which also
+    # counts the rows passed: e.g. ColumnValues "s" in ["a", "b"] passes no row).
+    assert len(result.queries) == 2, result.queries
+    assert scans(con, result.queries[0]) == 1
+    assert "OVER" not in result.queries[0]
+    assert result.queries[1].count("OVER (PARTITION BY") == 1
+    assert 'OVER (PARTITION BY "v"' in result.queries[1]
+    assert result.rows_passed == 0
+    assert len(result.queries) == 2
+
+
+def test_unique_keys_and_passing_rows_need_no_second_query() -> None:
+    con = dqe_connection()
+    ruleset = parse_ruleset(
+        'Rules = [ IsUnique "id", Uniqueness "id" > 0.5, IsPrimaryKey "id" "s", Entropy "id" > 1,'
+        ' UniqueValueRatio "id" = 1.0, IsComplete "s", ColumnValues "v" between -1 and 7 ]'
+    )
+    result = Evaluator(ruleset, con, now=NOW).run()
+    assert [r.result for r in result.rule_results] == ["PASS"] * 7, result.to_glue()
     assert len(result.queries) == 1, result.queries
-    # The single statement reads the table once: one scan of "primary" in its plan.
-    plan = con.execute("EXPLAIN " + result.queries[0]).fetchall()
-    operators = re.findall(r"─ ([A-Za-z_ ]+?) ─", "\n".join(str(row[1]) for row in plan))
-    assert operators.count("Seq Scan") == 1, operators
+    assert "OVER" not in result.queries[0]
+    assert scans(con, result.queries[0]) == 1
+    # Every row-level metric is 1.0: every row passes, known without counting them.
+    assert (result.rows_passed, result.rows_failed) == (100, 0)
+    assert len(result.queries) == 1
+
+
+def test_rows_passed_is_counted_only_when_read() -> None:
+    con = dqe_connection()
+    ruleset = parse_ruleset('Rules = [ IsUnique "id", ColumnValues "v" > 0, IsComplete "s" ]')
+    result = Evaluator(ruleset, con, now=NOW).run()
+    assert len(result.queries) == 1
+    # v = id % 7 over 100 rows: v > 0 fails 15 rows.
+    assert result.rows_passed == 85
+    assert result.rows_failed == 15
+    assert len(result.queries) == 2
+    assert "OVER" not in result.queries[1]  # "id" is unique: its predicate needs no window
+    assert result.rows_passed == 85
+    assert len(result.queries) == 2  # counted once
+    # "v" has duplicates: its window count is a second query, which counts the rows passed too.
+    duplicates = parse_ruleset('Rules = [ IsUnique "v", ColumnValues "v" > 0 ]')
+    result = Evaluator(duplicates, con, now=NOW).run()
+    assert len(result.queries) == 2
+    assert result.known_rows_passed == 0
 
 
 def test_row_level_outcomes_list_rule_texts() -> None:
