@@ -5,8 +5,8 @@ The public API, for use from Python (the `dataflow` command calls the same funct
     >>> import dataflow
     >>> settings = dataflow.load_settings("demo")                       # doctest: +SKIP
     >>> result = dataflow.run_pipeline(settings, dataflow.RunOptions())  # doctest: +SKIP
-    >>> with dataflow.QuerySession(settings) as session:                # doctest: +SKIP
-    ...     session.execute("SELECT count(*) FROM market.time_series").rows
+    >>> with dataflow.connect("demo") as con:                           # doctest: +SKIP
+    ...     con.sql("SELECT count(*) AS n FROM market.time_series").rows()
 
 Names are imported on first use, so `import dataflow` stays cheap.
 """
@@ -21,12 +21,14 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "DataCatalog": "dataflow.catalog.tables",
     "DataflowError": "dataflow.errors",
+    "Connection": "dataflow.client",
     "Metrics": "dataflow.monitor.metrics",
     "QuerySession": "dataflow.query.session",
     "RunOptions": "dataflow.pipeline",
     "RunResult": "dataflow.pipeline",
     "Settings": "dataflow.config",
     "SimulatorServer": "dataflow.sources.twelvedata.simulator",
+    "connect": "dataflow.client",
     "init_project": "dataflow.project",
     "load_settings": "dataflow.config",
     "open_metadata": "dataflow.metadata",
@@ -35,6 +37,7 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "Connection",
     "DataCatalog",
     "DataflowError",
     "Metrics",
@@ -44,6 +47,7 @@ __all__ = [
     "Settings",
     "SimulatorServer",
     "__version__",
+    "connect",
     "init_project",
     "load_settings",
     "open_metadata",
@@ -53,6 +57,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from dataflow.catalog.tables import DataCatalog
+    from dataflow.client import Connection, connect
     from dataflow.config import Settings, load_settings
     from dataflow.errors import DataflowError
     from dataflow.metadata import open_metadata

@@ -30,6 +30,7 @@ def _register() -> None:
         raw,
         runs,
         schedule,
+        serve,
         simulator,
         transform,
     )
@@ -46,6 +47,7 @@ def _register() -> None:
         logs,
         monitor,
         schedule,
+        serve,
         raw,
         simulator,
     ):

@@ -308,6 +308,11 @@ class QuerySession:
         """
         return sorted(f"{db}.{name}" for db, name in self._all_tables())
 
+    @property
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        """The session's DuckDB connection, locked down read-only (for notebooks and tools)."""
+        return self._con
+
     # --- planning --------------------------------------------------------------------------------
 
     def _references(self, translation: Translation) -> list[tuple[list[str], int | None]]:

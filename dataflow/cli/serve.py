@@ -1,0 +1,98 @@
+"""`dataflow serve`: the HTTP API (and later the dashboards) of a project, with uvicorn.
+
+Safety: the server binds to 127.0.0.1 unless told otherwise. Bound to any address other than a
+loopback one (127.0.0.0/8, ``::1``, ``localhost``) it refuses to start without a token; with a
+token, every ``/api`` route and ``/metrics`` needs ``Authorization: Bearer <token>``. Give the
+token through the environment (``DATAFLOW_TOKEN``) rather than ``--token``: command lines are
+visible to every user of the machine in ``ps``. The token is never printed or logged. POST
+routes accept JSON bodies only, so a page on another site cannot post a form to them (CSRF).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import sys
+from typing import Annotated
+
+import typer
+
+from dataflow.cli.common import ProjectOption, handle_errors, settings_for
+
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `serve` command."""
+    app.command("serve")(serve)
+
+
+def is_loopback(host: str) -> bool:
+    """True when ``host`` only accepts connections from this machine.
+
+    Example:
+        >>> is_loopback("127.0.0.1"), is_loopback("::1"), is_loopback("localhost")
+        (True, True, True)
+        >>> is_loopback("0.0.0.0"), is_loopback("192.168.1.5"), is_loopback("example.org")
+        (False, False, False)
+    """
+    name = host.strip().strip("[]").lower()
+    if name in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
+@handle_errors
+def serve(
+    host: Annotated[
+        str, typer.Option("--host", help="Address to bind; not loopback needs a token.")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535, help="Port (0: any free port).")
+    ] = 8080,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            envvar="DATAFLOW_TOKEN",
+            show_default=False,
+            help="Require 'Authorization: Bearer TOKEN' on /api and /metrics "
+            "(prefer env DATAFLOW_TOKEN: command lines are visible in ps).",
+        ),
+    ] = None,
+    project: ProjectOption = None,
+) -> None:
+    """Serve the HTTP API: SQL queries, catalog, runs, metrics, alarms, /metrics, /docs."""
+    from dataflow.errors import ConfigError
+
+    token = token or None  # an empty DATAFLOW_TOKEN is no token
+    if token is None and not is_loopback(host):
+        raise ConfigError(
+            f"--host {host} is not a loopback address: a token is required — set "
+            "DATAFLOW_TOKEN (or pass --token), or bind to 127.0.0.1"
+        )
+    import uvicorn
+
+    from dataflow.dashboard import create_app
+
+    settings = settings_for(project)
+    app = create_app(settings, token=token)
+    shown = f"[{host}]" if ":" in host else host
+    where = f"http://{shown}:{port}" if port else f"http://{shown} on a free port (below)"
+    access = (
+        "token required (send 'Authorization: Bearer <token>' to /api and /metrics)"
+        if token
+        else "no token: reachable from this machine only"
+    )
+    # stderr, like uvicorn's own lines; never the token itself.
+    print(
+        f"dataflow serve: project {settings.project_dir} at {where} — {access}; API docs at /docs",
+        file=sys.stderr,
+        flush=True,
+    )
+    uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)
+
+
+__all__ = ["is_loopback", "register", "serve"]

@@ -1,0 +1,182 @@
+"""`dataflow serve` as a real process on 127.0.0.1: health, Prometheus, and the token rules."""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from dataflow.config import Settings, load_settings
+from dataflow.pipeline import RunOptions, run_pipeline
+
+TOKEN = "serve-test-token-5d1e"
+
+# `dataflow serve`, whether or not the lead has wired it into dataflow/cli/app.py yet.
+_CLI = """
+import sys
+from dataflow.cli import app as cli, serve
+cli._register()
+if not any(c.name == "serve" for c in cli.app.registered_commands):
+    serve.register(cli.app)
+sys.argv[0] = "dataflow"
+cli.app()
+"""
+
+
+def _dataflow(*args: str) -> list[str]:
+    return [sys.executable, "-c", _CLI, *args]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DATAFLOW")}
+    return {**env, **extra}
+
+
+@pytest.fixture(scope="module")
+def api_project(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    settings = load_settings(tmp_path_factory.mktemp("serve") / "project", env={})
+    result = run_pipeline(settings, RunOptions(endpoints=["time_series", "quote"]))
+    assert result.status == "succeeded", result.results
+    return settings
+
+
+class Served:
+    """A running `dataflow serve` and the lines it wrote to stderr."""
+
+    def __init__(
+        self, process: subprocess.Popen[str], reader: threading.Thread, lines: list[str]
+    ) -> None:
+        self.process = process
+        self.reader = reader
+        self.lines = lines
+        self.url = ""
+
+    def wait(self) -> None:
+        """Wait for the process and its stderr to end; close the pipe."""
+        self.process.wait(timeout=10)
+        self.reader.join(timeout=10)
+        assert self.process.stderr is not None
+        self.process.stderr.close()
+
+
+def _start(project: Path, *args: str, env: dict[str, str] | None = None) -> Served:
+    process = subprocess.Popen(
+        _dataflow("serve", "--port", "0", "--project", str(project), *args),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env or _env(),
+    )
+    lines: list[str] = []
+    found: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        assert process.stderr is not None
+        for line in process.stderr:
+            lines.append(line)
+            match = re.search(r"Uvicorn running on (http://\S+)", line)
+            if match:
+                found.put(match.group(1))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    served = Served(process, reader, lines)
+    try:
+        served.url = found.get(timeout=20)
+    except queue.Empty:
+        process.kill()
+        served.wait()
+        pytest.fail("dataflow serve did not start:\n" + "".join(lines))
+    return served
+
+
+def _stop(served: Served) -> None:
+    served.process.send_signal(signal.SIGTERM)
+    try:
+        served.wait()
+    except subprocess.TimeoutExpired:
+        served.process.kill()
+        served.wait()
+        pytest.fail("dataflow serve did not stop on SIGTERM")
+
+
+@pytest.fixture
+def api_server(api_project: Settings) -> Iterator[Served]:
+    served = _start(api_project.project_dir)
+    yield served
+    _stop(served)
+
+
+def test_serves_health_and_prometheus_on_loopback(api_server: Served) -> None:
+    assert api_server.url.startswith("http://127.0.0.1:")
+    with httpx.Client(base_url=api_server.url, timeout=10) as client:
+        health = client.get("/healthz")
+        assert health.status_code == 200, health.text
+        assert health.json()["status"] == "ok"
+        metrics = client.get("/metrics")
+        assert metrics.status_code == 200, metrics.text
+        assert 'dataflow_pipeline_runs{status="succeeded"} 1.0' in metrics.text
+        assert "dataflow_ingest_requests{" in metrics.text
+        query = client.post("/api/queries", json={"sql": "SELECT 41 + 1 AS answer"})
+        assert query.status_code == 200, query.text
+        assert query.json()["Status"]["State"] == "SUCCEEDED"
+    startup = "".join(api_server.lines)
+    assert "no token: reachable from this machine only" in startup
+
+
+def test_stops_on_sigterm(api_project: Settings) -> None:
+    served = _start(api_project.project_dir)
+    _stop(served)
+    output = "".join(served.lines)
+    # uvicorn shuts down cleanly, then re-raises the signal so the exit status tells why.
+    assert served.process.returncode in (0, -signal.SIGTERM), output
+    assert "Application shutdown complete" in output
+
+
+def test_non_loopback_without_token_refuses_to_start(api_project: Settings) -> None:
+    started = time.monotonic()
+    result = subprocess.run(
+        _dataflow(
+            "serve", "--host", "0.0.0.0", "--port", "0", "--project", str(api_project.project_dir)
+        ),
+        capture_output=True,
+        check=False,
+        text=True,
+        env=_env(),
+        timeout=30,
+    )
+    assert result.returncode == 2, result.stderr
+    message = result.stderr.strip()
+    assert len(message.splitlines()) == 1, message
+    assert "a token is required" in message
+    assert "DATAFLOW_TOKEN" in message
+    assert time.monotonic() - started < 30
+
+
+def test_token_from_env_is_required_and_never_shown(api_project: Settings) -> None:
+    # The token rules do not depend on the address, so the test can stay on 127.0.0.1 (a test
+    # server never binds to another address).
+    served = _start(api_project.project_dir, env=_env(DATAFLOW_TOKEN=TOKEN))
+    try:
+        with httpx.Client(base_url=served.url, timeout=10) as client:
+            assert client.get("/healthz").status_code == 200
+            for path in ("/metrics", "/api/runs", "/api/catalog/databases"):
+                denied = client.get(path)
+                assert denied.status_code == 401, denied.text
+                allowed = client.get(path, headers={"Authorization": f"Bearer {TOKEN}"})
+                assert allowed.status_code == 200, allowed.text
+    finally:
+        _stop(served)
+    output = "".join(served.lines)
+    assert "token required" in output
+    assert TOKEN not in output
