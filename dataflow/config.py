@@ -313,6 +313,37 @@ class TransformSettings(_Model):
     )
 
 
+class Policy(StrEnum):
+    """What happens to new data when its table's ruleset does not pass."""
+
+    FAIL = "fail"
+    """The new data is not published: ``main`` stays where it was and the run fails. The
+    rejected snapshot stays on the table's audit branch until the next run."""
+    WARN = "warn"
+    """The new data is published; the failed rules are recorded (and alarm on the score)."""
+    QUARANTINE = "quarantine"
+    """Rows failing a row-level rule move to ``<table>__quarantine`` (with the run id, the rule
+    names and the row); the rest is published. A failed dataset-level rule (RowCount, ...)
+    is recorded as with ``warn``."""
+
+    @property
+    def publishes(self) -> bool:
+        """New data reaches readers even when a rule failed."""
+        return self is not Policy.FAIL
+
+
+class QualitySettings(_Model):
+    """Data-quality gates (`quality/<table>.dqdl` rulesets, built-in ones otherwise)."""
+
+    policies: dict[str, Policy] = Field(
+        default_factory=dict,
+        description="Policy per table (fail, warn, quarantine); overrides the ruleset's Metadata.",
+    )
+    default_policy: Policy | None = Field(
+        None, description="Policy when neither the table nor its ruleset names one (else warn)."
+    )
+
+
 class WorkgroupSettings(_Model):
     """An Athena-style workgroup."""
 
@@ -534,6 +565,7 @@ class Settings(_Model):
     catalog: CatalogSettings = Field(default_factory=CatalogSettings)
     transform: TransformSettings = Field(default_factory=TransformSettings)
     query: QuerySettings = Field(default_factory=QuerySettings)
+    quality: QualitySettings = Field(default_factory=QualitySettings)
     alarms: list[AlarmSpec] = Field(default_factory=list, description="CloudWatch-style alarms.")
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     run: RunSettings = Field(default_factory=RunSettings)

@@ -99,12 +99,24 @@ class RunResult:
 
 
 def default_stages() -> list[Stage]:
-    """The stages that exist, in data order: ingest, transform, crawl."""
+    """The stages that exist, in data order: ingest, transform, quality, publish, crawl.
+
+    The transform writes to each table's audit branch; readers see the data once the quality
+    stage approved it and the publish stage moved ``main`` (:mod:`dataflow.quality.gate`).
+    """
     from dataflow.catalog.stage import CrawlStage
+    from dataflow.quality.gate import AUDIT_BRANCH
+    from dataflow.quality.stage import PublishStage, QualityStage
     from dataflow.sources.twelvedata.ingest import IngestStage
     from dataflow.transform.stage import TransformStage
 
-    return [IngestStage(), TransformStage(), CrawlStage()]
+    return [
+        IngestStage(),
+        TransformStage(branch=AUDIT_BRANCH),
+        QualityStage(),
+        PublishStage(),
+        CrawlStage(),
+    ]
 
 
 @contextmanager
@@ -219,9 +231,9 @@ def run_pipeline(
                 run_status = "partial"
         message = str(failure) if failure else _summary(results)
         record = runs.finish_run(ctx.run_id, status=run_status, message=message)
-        log.info("run %s %s", ctx.run_id, run_status)
         ctx.metrics.record("Dataflow/Pipeline", "RunFailed", 1.0 if failure else 0.0, "Count")
         _after_run(ctx, record, run_status, transformed="transform" in results)
+        log.info("run %s %s", ctx.run_id, run_status)
         if failure is not None:
             raise failure
         return RunResult(run=record, results=results)

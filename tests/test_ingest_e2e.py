@@ -117,7 +117,10 @@ def test_run_on_the_embedded_simulator_lands_every_default_endpoint(tmp_path: Pa
     records = [json.loads(line) for line in logs[0].read_text().splitlines()]
     assert all(r["run_id"] == runs[0]["run_id"] for r in records)
     assert any(r["stage"] == "ingest" for r in records)
-    assert all(r["stage"] in {"pipeline", "ingest", "transform", "crawl"} for r in records)
+    assert all(
+        r["stage"] in {"pipeline", "ingest", "transform", "quality", "publish", "crawl"}
+        for r in records
+    )
 
 
 def test_second_run_asks_only_for_new_data(tmp_path: Path, key_env: dict[str, str]) -> None:

@@ -104,12 +104,14 @@ class Engine(Protocol):
         keys: Sequence[str],
         snapshot_properties: Mapping[str, str],
         replace_all: bool = False,
+        branch: str | None = None,
     ) -> WriteResult:
         """Commit ``rows`` to ``table`` in one Iceberg commit carrying ``snapshot_properties``.
 
         On equal key columns the row with the latest ``_received_at`` (then ``_raw_key``,
         ``_raw_line``) wins; equal lineage changes nothing. ``replace_all`` first empties the
-        table in the same commit (a full refresh).
+        table in the same commit (a full refresh). ``branch`` commits to that Iceberg branch
+        instead of ``main`` (the write-audit-publish branch of the quality gate).
         """
         ...
 

@@ -67,11 +67,16 @@ class TransformStage:
         tables: only the models writing these tables (default: all enabled models).
         full_refresh: rebuild from all raw files (also set by ``RunOptions.full_refresh``).
         settings: overrides of the stage settings (default: read from the project settings).
+        branch: commit to this Iceberg branch, cut afresh from ``main`` for each table, instead
+            of ``main`` itself; ``dataflow run`` writes to the audit branch that the quality
+            stage audits and the publish stage fast-forwards ``main`` to
+            (:mod:`dataflow.quality.gate`). None (the default): write to ``main``.
     """
 
     tables: Sequence[str] | None = None
     full_refresh: bool = False
     settings: TransformSettings | None = None
+    branch: str | None = None
     name: str = field(default="transform", init=False)
 
     def run(self, ctx: RunContext) -> StageResult:
@@ -144,6 +149,12 @@ class TransformStage:
             key=lambda info: info.key,
         )
         table = load_table(catalog, namespace, model.target)
+        if self.branch is not None and table is not None:
+            from dataflow.quality.gate import start_audit
+
+            # Unpublished work of an earlier run (blocked by its gate, or cut short) is dropped:
+            # main's bookmark does not hold its files, so they are transformed again below.
+            start_audit(table, self.branch)
         consumed = set() if full_refresh or table is None else read_bookmark(table)
         pending = [info for info in files if info.key not in consumed]
         if not pending:
@@ -206,7 +217,7 @@ class TransformStage:
         table = ensure_table(catalog, namespace, model, good.schema)
         result = commit_rows(
             engine, table, good, keys=model.key, consumed=consumed, run_id=ctx.run_id,
-            replace_all=replace_all,
+            replace_all=replace_all, branch=self.branch,
         )  # fmt: skip
         stats.files += flat.files
         stats.bytes += flat.bytes

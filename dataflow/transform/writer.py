@@ -157,12 +157,22 @@ def commit_rows(
     consumed: set[str],
     run_id: str,
     replace_all: bool,
+    branch: str | None = None,
 ) -> WriteResult:
-    """Upsert ``rows`` and the new bookmark (``consumed``: every raw key done) in one commit."""
+    """Upsert ``rows`` and the new bookmark (``consumed``: every raw key done) in one commit.
+
+    ``branch``: commit to this Iceberg branch instead of ``main`` (the pipeline's audit branch,
+    see :mod:`dataflow.quality.gate`).
+    """
     location = write_bookmark(table, consumed, run_id=run_id)
     props = snapshot_properties(location, len(consumed), run_id)
     return engine.upsert(
-        table, rows, keys=list(keys), snapshot_properties=props, replace_all=replace_all
+        table,
+        rows,
+        keys=list(keys),
+        snapshot_properties=props,
+        replace_all=replace_all,
+        branch=branch,
     )
 
 

@@ -161,8 +161,13 @@ class DuckDBEngine:
         keys: Sequence[str],
         snapshot_properties: Mapping[str, str],
         replace_all: bool = False,
+        branch: str | None = None,
     ) -> WriteResult:
         """Commit ``rows`` to ``table`` as an upsert on ``keys`` (see the module docstring).
+
+        ``branch`` names the Iceberg branch the upsert reads and commits to (default ``main``):
+        the pipeline writes to an audit branch that only the publish stage fast-forwards
+        ``main`` to (write → audit → publish, see :mod:`dataflow.quality.gate`).
 
         Example:
             >>> engine.upsert(table, rows, keys=["symbol", "ts"],  # doctest: +SKIP
@@ -170,7 +175,14 @@ class DuckDBEngine:
             WriteResult(rows_written=10, rows_replaced=0, rows_skipped=0, snapshot_id=…)
         """
         from pyiceberg.expressions import AlwaysTrue
+        from pyiceberg.table.refs import MAIN_BRANCH
 
+        ref = branch or MAIN_BRANCH
+        # Iceberg accepts a commit to a branch other than main only on a table that has some
+        # snapshot: a new table's first commit is staged (on no branch), then the branch is
+        # pointed at it. Main stays empty, so readers still see nothing unpublished.
+        staged = ref != MAIN_BRANCH and not table.metadata.snapshots
+        target = None if staged else ref
         props = dict(snapshot_properties)
         missing = [key for key in keys if key not in rows.column_names]
         if missing:
@@ -194,20 +206,92 @@ class DuckDBEngine:
             result = WriteResult(rows_skipped=rows.num_rows - incoming.num_rows)
             txn = table.transaction()
             if replace_all:
-                if table.current_snapshot() is not None:
-                    txn.delete(AlwaysTrue(), snapshot_properties=props)
-                append_rows(txn, incoming, props)
+                if table.snapshot_by_name(ref) is not None:
+                    txn.delete(AlwaysTrue(), snapshot_properties=props, branch=ref)
+                append_rows(txn, incoming, props, branch=target)
                 result.rows_written = incoming.num_rows
             else:
-                self._merge(table, txn, incoming, keys, order, props, result)
+                self._merge(table, txn, incoming, keys, order, props, result, target)
             self.before_commit(table)
             committed = txn.commit_transaction()
-            snapshot = committed.current_snapshot()
+            if staged and committed.metadata.snapshots:
+                with committed.manage_snapshots() as manage:
+                    manage.create_branch(committed.metadata.snapshots[-1].snapshot_id, ref)
+            snapshot = committed.snapshot_by_name(ref)
             result.snapshot_id = snapshot.snapshot_id if snapshot else None
             return result
         finally:
             for name in ("_df_incoming", "_df_in", "_df_existing", "_df_replaced", "_df_range"):
                 self.unregister(name)
+
+    def delete_keys(
+        self,
+        table: Table,
+        keys_rows: pa.Table,
+        *,
+        keys: Sequence[str],
+        snapshot_properties: Mapping[str, str],
+        branch: str | None = None,
+    ) -> int:
+        """Delete the rows whose key is in ``keys_rows``, copy-on-write, in one snapshot.
+
+        Only the data files whose bounds can hold such a key are read (as :meth:`upsert` does);
+        each one holding a deleted key is rewritten without it. Returns the rows deleted
+        (0 commits nothing).
+
+        Example:
+            >>> engine.delete_keys(table, bad, keys=["symbol", "ts"],  # doctest: +SKIP
+            ...                    snapshot_properties={"dataflow.run_id": "r1"}, branch="audit")
+            3
+        """
+        from pyiceberg.expressions import AlwaysTrue
+        from pyiceberg.io.pyarrow import ArrowScan
+        from pyiceberg.table.refs import MAIN_BRANCH
+
+        ref = branch or MAIN_BRANCH
+        head = table.snapshot_by_name(ref)
+        if head is None or not keys_rows.num_rows:
+            return 0
+        gone = keys_rows.select(list(keys))
+        prune = _prune_filter(gone, keys, max_values=MAX_PLAN_VALUES)
+        planned = table.scan(row_filter=prune, snapshot_id=head.snapshot_id).plan_files()
+        match = " AND ".join(f"g.{_q(k)} IS NOT DISTINCT FROM e.{_q(k)}" for k in keys)
+        whole = ArrowScan(table.metadata, table.io, table.schema(), AlwaysTrue())
+        dropped: list[DataFile] = []
+        kept: list[pa.Table] = []
+        deleted = 0
+        self.register("_df_gone", gone)
+        try:
+            for task in self._overlapping(table, planned, gone, keys):
+                self.register("_df_file", whole.to_table([task]))
+                total = self.sql("SELECT count(*) AS n FROM _df_file").column("n")[0].as_py()
+                rest = self.sql(
+                    "SELECT e.* FROM _df_file e "
+                    f"WHERE NOT EXISTS (SELECT 1 FROM _df_gone g WHERE {match})"
+                )
+                if rest.num_rows == total:
+                    continue
+                deleted += total - rest.num_rows
+                dropped.append(task.file)
+                if rest.num_rows:
+                    kept.append(_cast_to(rest, table))
+        finally:
+            self.unregister("_df_file")
+            self.unregister("_df_gone")
+        if not dropped:
+            return 0
+        txn = table.transaction()
+        props = dict(snapshot_properties)
+        with txn.update_snapshot(snapshot_properties=props, branch=ref).overwrite() as overwrite:
+            for data_file in dropped:
+                overwrite.delete_data_file(data_file)
+            if kept:
+                rest = pa.concat_tables(kept, promote_options="permissive")
+                for data_file in write_data_files(txn, rest, overwrite.commit_uuid):
+                    overwrite.append_data_file(data_file)
+        self.before_commit(table)
+        txn.commit_transaction()
+        return deleted
 
     def _merge(
         self,
@@ -218,6 +302,7 @@ class DuckDBEngine:
         order: Sequence[str],
         props: dict[str, str],
         result: WriteResult,
+        ref: str | None,
     ) -> None:
         from pyiceberg.expressions import AlwaysTrue
         from pyiceberg.io.pyarrow import ArrowScan
@@ -225,7 +310,8 @@ class DuckDBEngine:
         self.register("_df_in", incoming)
         existing_rows = 0
         tasks: list[FileScanTask] = []
-        if table.current_snapshot() is not None and incoming.num_rows:
+        head = None if ref is None else table.snapshot_by_name(ref)
+        if head is not None and incoming.num_rows:
             # Only the key and lineage columns decide who wins: read just those, of the data
             # files whose column bounds can hold a key of the batch (see _overlapping).
             known = set(table.schema().column_names)
@@ -233,9 +319,8 @@ class DuckDBEngine:
             # A coarse filter (few-valued text keys, ranges) lets pyiceberg prune partitions
             # cheaply; the per-series check of each file's bounds is one join (_overlapping).
             prune = _prune_filter(incoming, keys, max_values=MAX_PLAN_VALUES)
-            tasks = self._overlapping(
-                table, table.scan(row_filter=prune).plan_files(), incoming, keys
-            )
+            planned = table.scan(row_filter=prune, snapshot_id=head.snapshot_id).plan_files()
+            tasks = self._overlapping(table, planned, incoming, keys)
             if tasks:
                 existing = self._existing(table, tasks, wanted, prune, keys)
                 existing_rows = existing.num_rows
@@ -243,7 +328,7 @@ class DuckDBEngine:
                     self.register("_df_existing", existing)
                 del existing
         if not existing_rows:
-            append_rows(txn, incoming, props)
+            append_rows(txn, incoming, props, branch=ref)
             result.rows_written = incoming.num_rows
             return
         join = " AND ".join(f"i.{_q(k)} IS NOT DISTINCT FROM e.{_q(k)}" for k in keys)
@@ -265,7 +350,7 @@ class DuckDBEngine:
         result.rows_skipped += incoming.num_rows - winners.num_rows
         winners = _cast_to(winners, table)
         if not replaced.num_rows:
-            append_rows(txn, winners, props)
+            append_rows(txn, winners, props, branch=ref)
             return
         # Copy-on-write of exactly the data files holding a replaced key: each is read whole,
         # written back without the replaced rows beside the winners, and swapped for the new
@@ -289,7 +374,7 @@ class DuckDBEngine:
             if rest.num_rows:
                 kept.append(_cast_to(rest, table))
         rewritten = pa.concat_tables([*kept, winners], promote_options="permissive")
-        producer = txn.update_snapshot(snapshot_properties=dict(props)).overwrite()
+        producer = txn.update_snapshot(snapshot_properties=dict(props), branch=ref).overwrite()
         with producer as overwrite:
             for data_file in dropped:
                 overwrite.delete_data_file(data_file)
@@ -493,18 +578,26 @@ def _cast_to(rows: pa.Table, table: Table) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=pa.schema(fields, metadata=target.metadata))
 
 
-def append_rows(txn: Transaction, rows: pa.Table, snapshot_properties: Mapping[str, str]) -> int:
+def append_rows(
+    txn: Transaction,
+    rows: pa.Table,
+    snapshot_properties: Mapping[str, str],
+    *,
+    branch: str | None = "main",
+) -> int:
     """``txn.append(rows)`` without pyiceberg's filter-per-partition; returns the files written.
 
     The files are written by :func:`write_data_files` (one per partition) and added in one
-    fast-append snapshot carrying ``snapshot_properties``.
+    fast-append snapshot carrying ``snapshot_properties``, on ``branch`` (None: a staged
+    snapshot on no branch).
 
     Example:
         >>> with table.transaction() as txn:  # doctest: +SKIP
         ...     append_rows(txn, rows, {"dataflow.run_id": "r1"})
         12
     """
-    producer = txn.update_snapshot(snapshot_properties=dict(snapshot_properties)).fast_append()
+    props = dict(snapshot_properties)
+    producer = txn.update_snapshot(snapshot_properties=props, branch=branch).fast_append()
     written = 0
     with producer as append:
         for data_file in write_data_files(txn, rows, append.commit_uuid):
