@@ -13,7 +13,8 @@ Benchmarks: ``cli`` (start time of ``dataflow --help``), ``ingest`` (throughput 
 simulator with unlimited credits), ``credits`` (credit utilisation under a budget, 429s),
 ``etl`` (transform into Iceberg against DuckDB and pandas baselines; ``bench/etl.py``),
 ``dq`` (a 10-rule DQDL ruleset against a hand-written DuckDB query, Great Expectations and Soda;
-``bench/dq.py``).
+``bench/dq.py``), ``query`` (20 dashboard queries through ``dataflow query``'s path against raw
+DuckDB over the same Parquet files, pruning ratio, p50/p95; ``bench/query.py``).
 The exit status is 0 when every benchmark ran, whether or not it met its target (the targets'
 pass/fail are in the JSON); 1 when a benchmark crashed.
 """
@@ -38,6 +39,7 @@ import bench_credits
 import bench_ingest
 import dq
 import etl
+import query
 from harness import log
 
 BENCHMARKS: dict[str, Callable[..., dict[str, Any]]] = {
@@ -46,6 +48,7 @@ BENCHMARKS: dict[str, Callable[..., dict[str, Any]]] = {
     "credits": bench_credits.run,
     "etl": etl.run,
     "dq": dq.run,
+    "query": query.run,
 }
 
 
@@ -126,6 +129,7 @@ def summary(results: dict[str, Any]) -> list[dict[str, Any]]:
         ]
     rows += _etl_rows(results.get("etl"))
     rows += _dq_rows(results.get("dq"))
+    rows += _query_rows(results.get("query"))
     return rows
 
 
@@ -191,6 +195,42 @@ def _dq_rows(dq_result: Any) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def _query_rows(query_result: Any) -> list[dict[str, Any]]:
+    """The query benchmark's headline rows (empty when it did not run or crashed)."""
+    if not isinstance(query_result, dict) or "queries" not in query_result:
+        return []
+    count, totals = len(query_result["queries"]), query_result["total_ms"]
+    latency = query_result["latency"]["queries"]["one_symbol_one_month_1h"]
+    prune = query_result["pruning"]["all_intervals"]
+    return [
+        {
+            "figure": f"query: {count} dashboard queries, {query_result['rows']:,} rows, sum of "
+            f"medians (ms); {query_result['passed']}/{count} within target",
+            "value": totals["ours"],
+            "baseline": totals["raw"],
+            "ratio": round(totals["ours"] / totals["raw"], 3) if totals["raw"] else None,
+            "target": "each query <= 1.1x raw + 20 ms",
+            "pass": query_result["pass"],
+        },
+        {
+            "figure": "query: one symbol, one month — p50 / p95 ms (ours vs raw)",
+            "value": f"{latency['ours']['p50_ms']} / {latency['ours']['p95_ms']}",
+            "baseline": f"{latency['raw']['p50_ms']} / {latency['raw']['p95_ms']}",
+            "ratio": None,
+            "target": None,
+            "pass": None,
+        },
+        {
+            "figure": "query: pruning, bytes read by one symbol, one month / whole table",
+            "value": prune["bytes"],
+            "baseline": prune["total_bytes"],
+            "ratio": prune["ratio"],
+            "target": None,
+            "pass": None,
+        },
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

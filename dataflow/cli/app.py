@@ -32,6 +32,7 @@ def _register() -> None:
         schedule,
         serve,
         simulator,
+        sql,
         transform,
     )
 
@@ -42,6 +43,7 @@ def _register() -> None:
         crawl,
         catalog,
         query,
+        sql,
         dq,
         runs,
         logs,
