@@ -37,8 +37,10 @@ check: $(STAMP)
 	$(BIN)/ruff format --check dataflow tests bench
 	$(BIN)/mypy
 
-## make bench: benchmarks, printed as JSON (figures recorded in docs/benchmarks.md)
+## make bench: benchmarks, printed as JSON (figures recorded in docs/benchmarks.md); installs the
+## peers they compare against (the `bench` extra) first
 bench: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,postgres,bench]'
 	$(BIN)/python bench/run.py
 
 clean:
