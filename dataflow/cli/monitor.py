@@ -66,18 +66,6 @@ def _project(project: Path | None) -> Iterator[tuple[Settings, MetadataDB]]:
         db.dispose()
 
 
-def _dimensions(items: list[str] | None) -> dict[str, str]:
-    from dataflow.errors import ConfigError
-
-    dims: dict[str, str] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip() or not value:
-            raise ConfigError(f"--dimension {item!r}: use NAME=VALUE, e.g. endpoint=quote")
-        dims[key.strip()] = value
-    return dims
-
-
 def _iso(when: dt.datetime | None) -> str:
     return when.strftime("%Y-%m-%d %H:%M:%S") if when else ""
 
@@ -101,7 +89,7 @@ def put(
     """Record one datapoint (PutMetricData)."""
     from dataflow.errors import ConfigError
     from dataflow.monitor.metrics import Metrics
-    from dataflow.monitor.statistics import parse_time
+    from dataflow.monitor.statistics import parse_dimensions, parse_time
 
     now = dt.datetime.now(dt.UTC)
     when = parse_time(timestamp, now=now) if timestamp else now
@@ -112,7 +100,7 @@ def put(
         )
     with _project(project) as (_, db):
         try:
-            Metrics(db).record(namespace, name, value, unit, _dimensions(dimension), when)
+            Metrics(db).record(namespace, name, value, unit, parse_dimensions(dimension), when)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
 
@@ -154,42 +142,21 @@ def get(
     output: FormatOption = OutputFormat.TABLE,
 ) -> None:
     """A statistic of a metric per period (GetMetricStatistics)."""
-    from dataflow.errors import ConfigError
     from dataflow.monitor.metrics import Metrics
-    from dataflow.monitor.statistics import (
-        check_statistic,
-        get_metric_statistics,
-        parse_period,
-        parse_time,
-    )
+    from dataflow.monitor.statistics import metric_statistics
 
-    check_statistic(stat)
-    seconds = parse_period(period)
-    now = dt.datetime.now(dt.UTC)
-    first, last = parse_time(start, now=now), parse_time(end, now=now)
-    if last <= first:
-        raise ConfigError(f"--end {end!r} is not after --start {start!r}")
-    dims = _dimensions(dimension)
     with _project(project) as (_, db):
-        points = get_metric_statistics(
-            Metrics(db), namespace, name, dims, stat, seconds, first, last
-        )
+        answer = metric_statistics(
+            Metrics(db), namespace, name, dimensions=dimension, stat=stat, period=period,
+            start=start, end=end,
+        )  # fmt: skip
     if output is OutputFormat.JSON:
-        print_json(
-            {
-                "namespace": namespace,
-                "name": name,
-                "dimensions": dims,
-                "stat": stat,
-                "period": seconds,
-                "datapoints": [{"timestamp": t.isoformat(), "value": v} for t, v in points],
-            }
-        )
+        print_json(answer.to_json())
         return
     print_table(
-        f"{namespace} {name} {stat} per {seconds} s",
+        f"{namespace} {name} {stat} per {answer.period} s",
         ["period start (UTC)", stat],
-        [[_iso(t), f"{v:g}"] for t, v in points],
+        [[_iso(t), f"{v:g}"] for t, v in answer.datapoints],
     )
 
 

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from dataflow.errors import ConfigError
 from dataflow.metadata.schema import metric_points, runs
 
 if TYPE_CHECKING:
@@ -140,25 +139,6 @@ def alarm_summaries(settings: Settings, db: MetadataDB) -> list[dict[str, Any]]:
     return found
 
 
-def parse_dimensions(items: list[str] | None) -> dict[str, str]:
-    """``["k=v", ...]`` as a mapping.
-
-    Raises:
-        ConfigError: an item without ``=``, a name or a value.
-
-    Example:
-        >>> parse_dimensions(["endpoint=quote", "symbol=A=B"])
-        {'endpoint': 'quote', 'symbol': 'A=B'}
-    """
-    dims: dict[str, str] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip() or not value:
-            raise ConfigError(f"dimension {item!r}: use NAME=VALUE, e.g. endpoint=quote")
-        dims[key.strip()] = value
-    return dims
-
-
 def metric_listing(found: Sequence[tuple[str, str, Mapping[str, str]]]) -> list[dict[str, Any]]:
     """``Metrics.list_metrics()`` as JSON objects."""
     return [{"namespace": ns, "name": name, "dimensions": dict(dims)} for ns, name, dims in found]
@@ -169,6 +149,5 @@ __all__ = [
     "alarm_summaries",
     "latest_metric_values",
     "metric_listing",
-    "parse_dimensions",
     "run_counts",
 ]

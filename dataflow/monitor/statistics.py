@@ -292,14 +292,91 @@ def parse_time(text: str, *, now: dt.datetime | None = None) -> dt.datetime:
     return parsed.astimezone(dt.UTC)
 
 
+def parse_dimensions(items: Sequence[str] | None) -> dict[str, str]:
+    """``["k=v", ...]`` (from the command line or a query string) as a dimension mapping.
+
+    Raises:
+        ConfigError: an item without ``=``, a name or a value.
+
+    Example:
+        >>> parse_dimensions(["endpoint=quote", "symbol=A=B"])
+        {'endpoint': 'quote', 'symbol': 'A=B'}
+    """
+    dims: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value:
+            raise ConfigError(f"dimension {item!r}: use NAME=VALUE, e.g. endpoint=quote")
+        dims[key.strip()] = value
+    return dims
+
+
+@dataclass(frozen=True)
+class MetricStatistics:
+    """The answer to a GetMetricStatistics-style request: one value per period."""
+
+    namespace: str
+    name: str
+    dimensions: dict[str, str]
+    stat: str
+    period: int
+    start: dt.datetime
+    end: dt.datetime
+    datapoints: list[tuple[dt.datetime, float]]
+
+    def to_json(self) -> dict[str, object]:
+        """Plain data (timestamps as ISO-8601 strings)."""
+        return {
+            "namespace": self.namespace,
+            "name": self.name,
+            "dimensions": self.dimensions,
+            "stat": self.stat,
+            "period": self.period,
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "datapoints": [{"timestamp": t.isoformat(), "value": v} for t, v in self.datapoints],
+        }
+
+
+def metric_statistics(
+    metrics: Metrics,
+    namespace: str,
+    name: str,
+    *,
+    dimensions: Sequence[str] | None,
+    stat: str,
+    period: str,
+    start: str,
+    end: str,
+    now: dt.datetime | None = None,
+) -> MetricStatistics:
+    """Parse a request as the CLI and the HTTP API take it (``5m``, ``-3h``, ``k=v``) and answer it.
+
+    Raises:
+        ConfigError: an unknown statistic, a bad period, time or dimension, or end <= start.
+    """
+    check_statistic(stat)
+    seconds = parse_period(period)
+    now = now or dt.datetime.now(dt.UTC)
+    first, last = parse_time(start, now=now), parse_time(end, now=now)
+    if last <= first:
+        raise ConfigError(f"end {end!r} is not after start {start!r}")
+    dims = parse_dimensions(dimensions)
+    points = get_metric_statistics(metrics, namespace, name, dims, stat, seconds, first, last)
+    return MetricStatistics(namespace, name, dims, stat, seconds, first, last, points)
+
+
 __all__ = [
     "RETENTION_TIERS",
     "SIMPLE_STATISTICS",
+    "MetricStatistics",
     "PeriodStatistic",
     "bucket",
     "check_statistic",
     "compute_statistic",
     "get_metric_statistics",
+    "metric_statistics",
+    "parse_dimensions",
     "parse_period",
     "parse_time",
     "percentile",

@@ -3,14 +3,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
 from dataflow.dashboard.deps import DbDep, SettingsDep
-from dataflow.errors import ConfigError
 
 router = APIRouter(prefix="/api", tags=["monitoring"])
 prometheus_router = APIRouter(tags=["monitoring"])
@@ -59,33 +57,14 @@ def metric_data(
     end: Annotated[str, Query(description="ISO-8601, relative or now")] = "now",
 ) -> dict[str, Any]:
     """The metric ``namespace`` + ``name`` + exactly the dimensions given, per period."""
-    from dataflow.dashboard.data import parse_dimensions
     from dataflow.monitor.metrics import Metrics
-    from dataflow.monitor.statistics import (
-        check_statistic,
-        get_metric_statistics,
-        parse_period,
-        parse_time,
-    )
+    from dataflow.monitor.statistics import metric_statistics
 
-    check_statistic(stat)
-    seconds = parse_period(period)
-    now = dt.datetime.now(dt.UTC)
-    first, last = parse_time(start, now=now), parse_time(end, now=now)
-    if last <= first:
-        raise ConfigError(f"end {end!r} is not after start {start!r}")
-    dims = parse_dimensions(dimension)
-    points = get_metric_statistics(Metrics(db), namespace, name, dims, stat, seconds, first, last)
-    return {
-        "namespace": namespace,
-        "name": name,
-        "dimensions": dims,
-        "stat": stat,
-        "period": seconds,
-        "start": first,
-        "end": last,
-        "datapoints": [{"timestamp": when, "value": value} for when, value in points],
-    }
+    answer = metric_statistics(
+        Metrics(db), namespace, name, dimensions=dimension, stat=stat, period=period,
+        start=start, end=end,
+    )  # fmt: skip
+    return answer.to_json()
 
 
 @prometheus_router.get(
