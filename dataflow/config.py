@@ -538,6 +538,16 @@ class RunSettings(_Model):
     )
 
 
+class MetricsSettings(_Model):
+    """The metrics every stage records (CloudWatch-style)."""
+
+    retention_days: int = Field(
+        455,
+        ge=1,
+        description="Datapoints older than this are deleted after each run (CloudWatch: 455).",
+    )
+
+
 class LogSettings(_Model):
     """Logging."""
 
@@ -570,6 +580,7 @@ class Settings(_Model):
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     run: RunSettings = Field(default_factory=RunSettings)
     logging: LogSettings = Field(default_factory=LogSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
     @property
     def warehouse_is_remote(self) -> bool:

@@ -248,9 +248,13 @@ def _after_run(ctx: RunContext, record: RunRecord, status: str, *, transformed: 
     from dataflow.monitor.alarm_store import evaluate_all
     from dataflow.monitor.default_alarms import record_run_duration
     from dataflow.monitor.freshness import record_freshness
+    from dataflow.monitor.statistics import prune
 
     if status == "succeeded":  # a short failed run would drag the median down
         record_run_duration(ctx.metrics, record.duration_s or 0.0)
+    pruned = prune(ctx.db, dt.timedelta(days=ctx.settings.metrics.retention_days))
+    if pruned:
+        log.info("deleted %d metric datapoint(s) past metrics.retention_days", pruned)
     if transformed:
         try:
             record_freshness(ctx.settings, ctx.metrics)
