@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
+import re
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -129,7 +131,7 @@ def open_run(settings: Settings, options: RunOptions) -> Iterator[RunContext]:
 
     state_dir = settings.state_dir
     state_dir.mkdir(parents=True, exist_ok=True)
-    run_id = new_run_id()
+    run_id = _scheduled_run_id() or new_run_id()
     log_dir = state_dir / "logs"
     with ProjectLock(state_dir / "dataflow.lock", timeout=settings.run.lock_timeout) as lock:
         lock.acquire(run_id)
@@ -181,7 +183,7 @@ def run_pipeline(
             "symbols": list(options.symbols or []),
             "stages": stage_names,
         }
-        runs.start_run(ctx.run_id, pipeline=settings.name, trigger=options.trigger, params=params)
+        runs.start_run(ctx.run_id, pipeline=settings.name, trigger=_trigger(options), params=params)
         log.info("run %s started: stages %s", ctx.run_id, ", ".join(stage_names))
         results: dict[str, StageResult] = {}
         run_status = "succeeded"
@@ -265,6 +267,24 @@ def _after_run(ctx: RunContext, record: RunRecord, status: str, *, transformed: 
         evaluate_all(ctx.settings, ctx.db, include_partial_period=True)
     except DataflowError as exc:
         log.error("alarm evaluation failed: %s", exc)
+
+
+SCHEDULE_JOB_ENV = "DATAFLOW_SCHEDULE_JOB"
+SCHEDULE_RUN_ID_ENV = "DATAFLOW_SCHEDULE_RUN_ID"
+
+
+def _scheduled_run_id() -> str | None:
+    """The run id `dataflow schedule` chose for this run (it records it with the fire)."""
+    if not os.environ.get(SCHEDULE_JOB_ENV):
+        return None
+    run_id = os.environ.get(SCHEDULE_RUN_ID_ENV, "")
+    return run_id if re.fullmatch(r"[0-9A-Za-z_.-]{1,64}", run_id) else None
+
+
+def _trigger(options: RunOptions) -> str:
+    """``schedule:<job>`` for a run started by the scheduler, else what the caller said."""
+    job = os.environ.get(SCHEDULE_JOB_ENV)
+    return f"schedule:{job}" if job and options.trigger == "cli" else options.trigger
 
 
 def _wrap(exc: BaseException, stage: str, run_id: str) -> StageError:

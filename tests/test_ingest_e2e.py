@@ -394,3 +394,16 @@ def test_optional_endpoints_can_be_enabled(tmp_path: Path, keyed_sim: SimulatorS
     assert set(stats) == set(endpoints)
     assert all(s["errors"] == 0 and s["rows"] > 0 for s in stats.values()), stats
     assert stats["statistics"]["credits"] == 2 * 50, "fundamentals cost their weight per symbol"
+
+
+def test_a_scheduled_run_takes_the_run_id_and_trigger_the_scheduler_gave(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATAFLOW_SCHEDULE_JOB", "nightly")
+    monkeypatch.setenv("DATAFLOW_SCHEDULE_RUN_ID", "20261126T020000Z-ab12")
+    project = make_project(tmp_path / "p")
+    result = cli("ingest", "--project", str(project), "--no-progress", "--endpoints", "price")
+    assert result.exit_code == 0, result.output
+    (run,) = RunStore(open_metadata(load_settings(project, env={}).metadata_url)).list()
+    assert run.run_id == "20261126T020000Z-ab12"
+    assert run.trigger == "schedule:nightly"

@@ -44,7 +44,7 @@ from typing import Any
 
 from dataflow.config import JobSpec, Settings
 from dataflow.errors import ConfigError
-from dataflow.metadata import ProjectLock, open_metadata
+from dataflow.metadata import ProjectLock, new_run_id, open_metadata
 from dataflow.monitor.logs import get_logger
 from dataflow.schedule.expressions import (
     RateExpression,
@@ -338,10 +338,13 @@ class Scheduler:
     def _launch(self, job: _Job, fire: _Fire, now: dt.datetime) -> None:
         fire.attempts += 1
         fire.first_attempt_at = fire.first_attempt_at or now
+        # The run the child starts takes this id, so the fire record points at its run history.
+        run_id = new_run_id()
         env = {
             "DATAFLOW_SCHEDULE_JOB": job.spec.name,
             "DATAFLOW_SCHEDULE_SCHEDULED_AT": fire.scheduled_at.isoformat(),
             "DATAFLOW_SCHEDULE_ATTEMPT": str(fire.attempts),
+            "DATAFLOW_SCHEDULE_RUN_ID": run_id,
         }
         try:
             handle = self.runner(job.spec, env)
@@ -364,6 +367,7 @@ class Scheduler:
             started_at=now,
             pid=handle.pid,
             message=fire.note,
+            run_id=run_id,
         )
         job.active = _Active(fire, handle, fire_id)
         log.info(

@@ -89,6 +89,7 @@ class FireStore:
         pid: int | None = None,
         status: str = "running",
         message: str | None = None,
+        run_id: str | None = None,
     ) -> int:
         """Record an attempt that started (or, with ``status="skipped"``, did not); its id."""
         finished = started_at if status != "running" else None
@@ -104,6 +105,7 @@ class FireStore:
                     message=message,
                     host=self.host,
                     pid=pid,
+                    run_id=run_id,
                 )
             )
             key = result.inserted_primary_key

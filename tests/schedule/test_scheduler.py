@@ -61,6 +61,12 @@ def test_two_jobs_on_their_schedules(
     _, _, env = sch_runner.started[0]
     assert env["DATAFLOW_SCHEDULE_JOB"] == "every-minute"
     assert env["DATAFLOW_SCHEDULE_ATTEMPT"] == "1"
+    # Each fire record names the run id its child was told to use.
+    given = {
+        e["DATAFLOW_SCHEDULE_RUN_ID"] for job, _, e in sch_runner.started if job == "even-minutes"
+    }
+    assert {r.run_id for r in rows} == given
+    assert len(given) == 5
 
 
 def test_no_overlap_skips_and_records(
