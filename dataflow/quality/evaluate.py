@@ -148,7 +148,13 @@ class Evaluator:
         for leaf_id, leaf in list(self._leaves.items()):
             if leaf.judge == "special":
                 self._leaves[leaf_id] = evaluate_special(
-                    leaf.rule, self.con, self.schema, self.references, rows, self.queries
+                    leaf.rule,
+                    self.con,
+                    self.schema,
+                    self.references,
+                    rows,
+                    self.queries,
+                    now=self.now,
                 )
         results = []
         for index, node in enumerate(self.ruleset.rules):

@@ -19,12 +19,13 @@ Semantics (``shared/reference/aws-semantics.md`` §1.7):
   the ref row of the same key; the keys must be unique and non-NULL on both sides.
 * ``AggregateMatch "sum(c)" "sum(ref.c)"``: aggregate over aggregate, 0/0 = 1.0.
 
-File rules (FileFreshness, FileSize, FileMatch, FileUniqueness) check S3 objects, not rows: they
-are an ERROR here, with a message that says so.
+File rules (FileFreshness, FileSize, FileMatch, FileUniqueness) check files, not rows: they are
+evaluated by ``dataflow.quality.files`` on the local files they name or the dataset was read from.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Any
 
@@ -33,6 +34,7 @@ import duckdb
 from dataflow.errors import QualityError
 from dataflow.quality.compile import LeafPlan, Schema, spark_sql
 from dataflow.quality.dqdl.ast import Rule
+from dataflow.quality.files import evaluate_file_rule
 from dataflow.query.views import quote_identifier
 
 __all__ = ["PRIMARY", "describe", "evaluate_special", "first_row"]
@@ -58,18 +60,19 @@ def evaluate_special(
     references: set[str],
     rows: int,
     queries: list[str],
+    *,
+    now: dt.datetime | None = None,
 ) -> LeafPlan:
-    """Evaluate a rule that needs its own query; failures to run are ERROR outcomes."""
+    """Evaluate a rule that needs its own query; failures to run are ERROR outcomes.
+
+    ``now`` is the instant FileFreshness measures from (default: the current time).
+    """
     kind = rule.rule_type
     try:
         if kind == "CustomSql":
             return _custom_sql(rule, con, rows, queries)
         if kind.startswith("File"):
-            return _error(
-                rule,
-                f"{kind} checks files in S3, which Dataflow does not evaluate: rulesets run on "
-                "tables and data files — use RowCount, DataFreshness or ColumnValues instead",
-            )
+            return evaluate_file_rule(rule, con, now=now or dt.datetime.now(dt.UTC))
         alias = _alias(rule)
         if alias.lower() not in {r.lower() for r in references}:
             return LeafPlan(rule, "fail", message=f"Reference dataset '{alias}' not found")
