@@ -1,10 +1,12 @@
 """Query executions: the Athena lifecycle around a :class:`QuerySession`.
 
 :class:`QueryRunner` gives each query an id and walks it through Athena's states, writing each
-state to the history table (:mod:`dataflow.query.history`):
+state to the history table (:mod:`dataflow.query.history`) — one insert as it starts, one
+update when it ends:
 
-1. ``QUEUED`` — recorded as submitted.
-2. ``RUNNING`` — planned: translated, tables resolved to one snapshot each, files pruned.
+1. ``QUEUED`` — submitted (in memory only: planning starts at once).
+2. ``RUNNING`` — recorded; planned: translated, tables resolved to one snapshot each, files
+   pruned.
 3. The workgroup's guard: a plan that would read more than ``bytes_scanned_cutoff_per_query``
    ends ``CANCELLED`` with reason ``Bytes scanned limit was exceeded`` *before* DuckDB reads
    anything (Athena stops such a query while it runs; deciding from the pruned file list is
@@ -34,7 +36,12 @@ from dataflow.errors import ConfigError, DataflowError
 from dataflow.metadata.schema import utcnow
 from dataflow.query.config import QueryConfig, query_config
 from dataflow.query.errors import USER_ERROR, QueryCancelledError, QueryError
-from dataflow.query.history import QueryExecution, QueryState, record
+from dataflow.query.history import (
+    QueryExecution,
+    QueryState,
+    insert_execution,
+    update_execution,
+)
 from dataflow.query.result import QueryResult
 from dataflow.query.session import Params, QuerySession
 from dataflow.query.writes import create_table_as, parse_write, unload
@@ -156,11 +163,10 @@ class QueryRunner:
             workgroup=group.name,
             as_of=None if as_of is None else str(as_of),
         )
-        record(self.db, execution)
         started = time.perf_counter()
         execution.state = QueryState.RUNNING
         execution.queue_ms = _ms(utcnow() - execution.submitted_at)
-        record(self.db, execution)
+        insert_execution(self.db, execution)
         try:
             write = parse_write(sql)
             plan = self.session.plan(
@@ -236,7 +242,7 @@ class QueryRunner:
         execution.completed_at = utcnow()
         execution.engine_ms = _ms_since(started)
         execution.total_ms = _ms(execution.completed_at - execution.submitted_at)
-        record(self.db, execution)
+        update_execution(self.db, execution)
 
     def _fail(
         self, execution: QueryExecution, started: float, exc: BaseException, category: int

@@ -115,13 +115,57 @@ def athena_value(value: Any) -> str | None:
 
 
 def csv_text(result: QueryResult) -> str:
-    """The result as Athena's CSV: every field quoted, NULL an empty unquoted field."""
-    out = io.StringIO()
-    out.write(",".join(_quote(name) for name in result.columns) + "\n")
-    for row in result.rows:
-        fields = [athena_value(value) for value in row]
-        out.write(",".join("" if f is None else _quote(f) for f in fields) + "\n")
-    return out.getvalue()
+    """The result as Athena's CSV: every field quoted, NULL an empty unquoted field.
+
+    Formatted a column at a time, the formatter chosen once per column by its DuckDB type
+    (strings, integers, doubles, booleans and timestamps need no per-value type tests), so a
+    dashboard-sized result costs well under a microsecond per cell.
+
+    Example:
+        >>> csv_text(QueryResult(columns=["n"], types=["BIGINT"], rows=[(1,), (None,)]))
+        '"n"\\n"1"\\n\\n'
+    """
+    header = ",".join(_quote(name) for name in result.columns) + "\n"
+    if not result.rows:
+        return header
+    columns = [
+        _format_column(kind, values)
+        for kind, values in zip(result.types, zip(*result.rows, strict=True), strict=True)
+    ]
+    return header + "".join(",".join(fields) + "\n" for fields in zip(*columns, strict=True))
+
+
+_INTEGERS = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT"}
+_INTEGERS |= {"U" + kind for kind in _INTEGERS}
+
+
+def _format_column(duckdb_type: str, values: tuple[Any, ...]) -> list[str]:
+    """One column's CSV fields, quoted (``""`` for NULL); the same text as :func:`athena_value`."""
+    kind = duckdb_type.strip().upper()
+    if kind == "VARCHAR":
+        return ["" if v is None else '"' + v.replace('"', '""') + '"' for v in values]
+    if kind in _INTEGERS:
+        return ["" if v is None else f'"{v}"' for v in values]
+    if kind in ("DOUBLE", "FLOAT"):
+        return ["" if v is None else f'"{v!r}"' for v in values]
+    if kind == "BOOLEAN":
+        return ["" if v is None else '"true"' if v else '"false"' for v in values]
+    if kind in ("TIMESTAMP WITH TIME ZONE", "TIMESTAMP"):
+        return [_timestamp_field(v) for v in values]
+    return ["" if v is None else _quote(str(athena_value(v))) for v in values]
+
+
+def _timestamp_field(value: Any) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, dt.datetime) or value.year < 1000:
+        return _quote(str(athena_value(value)))  # strftime's %Y does not pad: keep its text
+    text = value.isoformat(" ", "milliseconds")  # truncates, as athena_value does
+    if value.tzinfo is None:
+        return f'"{text}"'
+    if text.endswith("+00:00"):
+        return f'"{text[:-6]} UTC"'
+    return _quote(str(athena_value(value)))
 
 
 def _quote(text: str) -> str:

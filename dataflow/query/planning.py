@@ -5,7 +5,9 @@ decides the files first — from the ``WHERE`` clause — and only then lets Duc
 
 * :func:`table_filters` finds, for each table a statement reads, the simple predicates on its
   columns (``=``, ``IN``, ``<``, ``<=``, ``>``, ``>=``, ``BETWEEN`` against constants or bound
-  parameters, joined by ``AND`` at the top of a ``WHERE``) and turns them into a pyiceberg row
+  parameters, joined by ``AND`` at the top of a ``WHERE``; a constant is also a date or
+  timestamp literal, Athena's ``TIMESTAMP '... UTC'`` included, plus or minus constant
+  intervals, which is what ``date_add`` becomes) and turns them into a pyiceberg row
   filter. pyiceberg's scan planning then drops the data files whose partition values or column
   statistics (min/max) cannot match (https://iceberg.apache.org/spec/#scan-planning).
 * Pruning must never drop a row the query needs: predicates are null-rejecting comparisons
@@ -21,7 +23,9 @@ Example:
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
@@ -331,22 +335,103 @@ def _constant(expr: exp.Expression, params: Sequence[Any] | Mapping[str, Any] | 
             -inner if isinstance(inner, int | float) and not isinstance(inner, bool) else _MISSING
         )
     if isinstance(expr, exp.Cast) and isinstance(expr.this, exp.Literal) and expr.this.is_string:
-        kind = expr.to.this
-        text = expr.this.name
-        try:
-            if kind == exp.DataType.Type.DATE:
-                return dt.date.fromisoformat(text)
-            if kind in exp.DataType.TEMPORAL_TYPES:
-                moment = dt.datetime.fromisoformat(text)
-                return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-        except ValueError:
-            return _MISSING
-        return _MISSING
+        return _temporal(expr.this.name, expr.to.this)
+    if isinstance(expr, exp.Add | exp.Sub):
+        return _shifted(expr, params)
     if isinstance(expr, exp.Placeholder) and params is not None:
         name = str(expr.this) if expr.this else ""
         if isinstance(params, Mapping):
             return params.get(name, _MISSING) if name else _MISSING
         return _MISSING  # positional '?' cannot be numbered reliably here
+    return _MISSING
+
+
+# Zone names that mean UTC, as Athena writes them (TIMESTAMP '2024-05-01 00:00:00 UTC').
+# Other zone names are left alone: their DST rules are ICU's in DuckDB, not worth the risk.
+_UTC_NAMES = re.compile(r"\s+(?:UTC|GMT|Zulu|UCT|Etc/UTC|Etc/GMT)$", re.IGNORECASE)
+_INTERVAL_TEXT = re.compile(r"\s*([+-]?\d+)\s*([a-z]+?)s?\s*", re.IGNORECASE)
+_INTERVAL_UNITS = {
+    "microsecond": dt.timedelta(microseconds=1),
+    "millisecond": dt.timedelta(milliseconds=1),
+    "second": dt.timedelta(seconds=1),
+    "minute": dt.timedelta(minutes=1),
+    "hour": dt.timedelta(hours=1),
+    "day": dt.timedelta(days=1),
+    "week": dt.timedelta(weeks=1),
+}
+_MONTH_UNITS = {"month": 1, "quarter": 3, "year": 12}
+
+
+def _temporal(text: str, kind: Any) -> Any:
+    """``CAST('text' AS kind)`` for a date or timestamp type; ``_MISSING`` otherwise."""
+    from sqlglot import exp
+
+    try:
+        if kind == exp.DataType.Type.DATE:
+            return dt.date.fromisoformat(text.strip())
+        name = getattr(kind, "name", "")
+        if kind in exp.DataType.TEMPORAL_TYPES and name not in ("TIME", "TIMETZ"):
+            named_utc = _UTC_NAMES.search(text)
+            if named_utc and name not in ("TIMESTAMPTZ", "TIMESTAMPLTZ"):
+                return _MISSING  # a zone on a plain TIMESTAMP: DuckDB's rules, not ours
+            moment = dt.datetime.fromisoformat(text[: named_utc.start()] if named_utc else text)
+            if named_utc and moment.tzinfo:
+                return _MISSING  # both an offset and a zone name
+            return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+    except ValueError:
+        return _MISSING
+    return _MISSING
+
+
+def _interval(node: exp.Expression, params: Any) -> tuple[int, str] | None:
+    """``(count, unit)`` of a constant ``INTERVAL n UNIT`` or ``INTERVAL 'n unit'``."""
+    from sqlglot import exp
+
+    if not isinstance(node, exp.Interval):
+        return None
+    unit = node.args.get("unit")
+    inner = node.this
+    if unit is None:
+        if not isinstance(inner, exp.Literal) or not inner.is_string:
+            return None
+        match = _INTERVAL_TEXT.fullmatch(inner.name)
+        return (int(match.group(1)), match.group(2).lower()) if match else None
+    count = _constant(inner, params)
+    if isinstance(count, str) and re.fullmatch(r"\s*[+-]?\d+\s*", count):
+        count = int(count)
+    if not isinstance(count, int) or isinstance(count, bool):
+        return None
+    name = unit.name.lower()
+    return count, name[:-1] if name.endswith("s") else name
+
+
+def _shifted(node: exp.Add | exp.Sub, params: Any) -> Any:
+    """A constant date/timestamp plus or minus a constant interval (``date_add`` in Athena)."""
+    from sqlglot import exp
+
+    base, shift = node.this, _interval(node.expression, params)
+    if shift is None and isinstance(node, exp.Add):
+        base, shift = node.expression, _interval(node.this, params)
+    if shift is None:
+        return _MISSING
+    moment = _constant(base, params)
+    if not isinstance(moment, dt.date):
+        return _MISSING
+    if not isinstance(moment, dt.datetime):
+        moment = dt.datetime.combine(moment, dt.time())  # DATE + INTERVAL is a TIMESTAMP
+    count, unit = shift
+    if isinstance(node, exp.Sub):
+        count = -count
+    if unit in _INTERVAL_UNITS:
+        return moment + count * _INTERVAL_UNITS[unit]
+    if unit in _MONTH_UNITS:
+        # Calendar months, the day clamped to the month's end (as DuckDB: Jan 31 + 1 month).
+        months = moment.year * 12 + moment.month - 1 + count * _MONTH_UNITS[unit]
+        year, month = divmod(months, 12)
+        if not 1 <= year <= 9999:
+            return _MISSING
+        last = calendar.monthrange(year, month + 1)[1]
+        return moment.replace(year=year, month=month + 1, day=min(moment.day, last))
     return _MISSING
 
 

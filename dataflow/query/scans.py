@@ -19,6 +19,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -101,22 +103,33 @@ def _hive_partition(path: str) -> str:
     return "/".join(part for part in path.split(os.sep)[:-1] if "=" in part)
 
 
-def iceberg_scan(
-    key: tuple[str, str],
-    table: Table,
-    snapshot: Snapshot | None,
-    row_filter: BooleanExpression,
-    count_totals: bool = False,
-) -> tuple[TableScan, tuple[Any, Any, list[Any]]]:
-    """The pruned files of ``table`` at ``snapshot``, and what a view needs to read them.
+PLAN_CACHE_SIZE = 256
+"""How many planned ``(table metadata, snapshot, filter)`` file lists a process keeps."""
 
-    Returns:
-        The TableScan and ``(table, pyiceberg scan, planned tasks)`` for
-        :func:`~dataflow.query.views.iceberg_select`.
-    """
-    from pyiceberg.expressions import AlwaysTrue
+# A snapshot never changes once committed, so the files pyiceberg plans for a metadata file,
+# a snapshot id and a row filter are always the same: cache them (process-wide; a session
+# per thread shares it). A commit writes a new metadata file, hence a new key.
+_planned: OrderedDict[tuple[Any, ...], tuple[Any, list[Any], tuple[DataFile, ...]]] = OrderedDict()
+_planned_lock = threading.Lock()
 
-    snapshot_id = snapshot.snapshot_id if snapshot is not None else None
+
+def clear_plan_cache() -> None:
+    """Forget every cached file plan (tests; memory)."""
+    with _planned_lock:
+        _planned.clear()
+
+
+def _plan(
+    table: Table, snapshot_id: int | None, row_filter: Any
+) -> tuple[tuple[Any, ...], Any, list[Any], tuple[DataFile, ...]]:
+    """``(cache key, scan, tasks, files)`` of a snapshot pruned by ``row_filter``, cached."""
+    key = (table.metadata_location, tuple(table.name()), snapshot_id, repr(row_filter))
+    with _planned_lock:
+        hit = _planned.get(key) if table.metadata_location else None
+        if hit is not None:
+            _planned.move_to_end(key)
+    if hit is not None:
+        return (key, *hit)
     scan, tasks = plan_files(table, snapshot_id, row_filter)
     specs = table.specs()
     schema = scan.projection()
@@ -130,15 +143,49 @@ def iceberg_scan(
         )
         for task in tasks
     )
+    with _planned_lock:
+        if table.metadata_location:
+            _planned[key] = (scan, tasks, files)
+        while len(_planned) > PLAN_CACHE_SIZE:
+            _planned.popitem(last=False)
+    return key, scan, tasks, files
+
+
+def iceberg_scan(
+    key: tuple[str, str],
+    table: Table,
+    snapshot: Snapshot | None,
+    row_filter: BooleanExpression,
+    count_totals: bool = False,
+) -> tuple[TableScan, tuple[Any, Any, list[Any], tuple[Any, ...]]]:
+    """The pruned files of ``table`` at ``snapshot``, and what a view needs to read them.
+
+    The file list is planned once per metadata file, snapshot and filter in a process (see
+    :data:`PLAN_CACHE_SIZE`): a dashboard repeating a query skips pyiceberg's manifest reads.
+
+    Returns:
+        The TableScan and ``(table, pyiceberg scan, planned tasks, plan key)`` for
+        :func:`~dataflow.query.views.iceberg_select` (equal keys: the same files).
+
+    Example:
+        >>> key = ("market", "t")
+        >>> scan, pending = iceberg_scan(key, table, None, AlwaysTrue())  # doctest: +SKIP
+        >>> len(scan.files)  # doctest: +SKIP
+        3
+    """
+    from pyiceberg.expressions import AlwaysTrue
+
+    snapshot_id = snapshot.snapshot_id if snapshot is not None else None
+    plan_key, scan, tasks, files = _plan(table, snapshot_id, row_filter)
     total_files = total_bytes = None
     if count_totals:
         every = (
-            tasks
+            files
             if isinstance(row_filter, AlwaysTrue)
-            else plan_files(table, snapshot_id, AlwaysTrue())[1]
+            else _plan(table, snapshot_id, AlwaysTrue())[3]
         )
         total_files = len(every)
-        total_bytes = sum(task.file.file_size_in_bytes for task in every)
+        total_bytes = sum(f.size for f in every)
     table_scan = TableScan(
         *key,
         kind="iceberg",
@@ -148,7 +195,7 @@ def iceberg_scan(
         total_files=total_files,
         total_bytes=total_bytes,
     )
-    return table_scan, (table, scan, tasks)
+    return table_scan, (table, scan, tasks, plan_key)
 
 
 def external_scan(
@@ -188,4 +235,12 @@ def bind_params(
     return {name: value for name, value in params.items() if name in set(names)}
 
 
-__all__ = ["bind_params", "external_scan", "iceberg_scan", "plan_files", "resolve_snapshot"]
+__all__ = [
+    "PLAN_CACHE_SIZE",
+    "bind_params",
+    "clear_plan_cache",
+    "external_scan",
+    "iceberg_scan",
+    "plan_files",
+    "resolve_snapshot",
+]

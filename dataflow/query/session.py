@@ -26,6 +26,11 @@ points each table's view at exactly those files and runs the statement. ``--as-o
 travel) picks each Iceberg table's snapshot at a time, or by id. One session runs one query at
 a time.
 
+Repeated queries (dashboards) are cheap to plan: :func:`prepare` caches each text's
+translation and parse, :func:`~dataflow.query.scans.iceberg_scan` caches each snapshot's
+planned files per filter (a snapshot never changes), and a view already reading the planned
+files is not made again.
+
 DuckDB errors are translated once, Athena-style (:mod:`dataflow.query.errors`): a missing table
 is ``TABLE_NOT_FOUND`` (a :class:`NoSuchTableError`), a wrong column ``COLUMN_NOT_FOUND``, bad or
 refused SQL another :class:`QueryError` (a :class:`ConfigError`), an unreadable data file
@@ -40,6 +45,7 @@ Example:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -163,6 +169,8 @@ class QuerySession:
         self._schemas: set[str] = set()
         # What the last plan reads, per table: the views of the next run() point there.
         self._pending: dict[tuple[str, str], Any] = {}
+        # The plan key each view was last made for: the same files need no new view.
+        self._views: dict[tuple[str, str], Any] = {}
         self._con = duckdb.connect(":memory:")
         # Trino's int / int is an integer: the same database, another client with that setting.
         self._trino = self._con.cursor()
@@ -235,13 +243,9 @@ class QuerySession:
         Raises:
             QueryError: as :meth:`execute`.
         """
-        translation = translate(sql, dialect)
-        statement = check_statement(translation.sql)
-        translation = Translation(
-            translation.source, translation.dialect, statement, translation.integer_division
-        )
-        params = bind_params(params, _parse(statement))
-        references = self._references(translation)
+        translation, tree = prepare(sql, dialect)
+        params = bind_params(params, tree)
+        references = self._references(translation, tree)
         sources: dict[tuple[str, str], Any] = {}
         for parts, offset in references:
             key = self._resolve(parts)
@@ -253,7 +257,7 @@ class QuerySession:
                     line, column = self._where(translation, parts, offset)
                     raise TableNotFoundError(*key, line=line, column=column)
                 sources[key] = source
-        scans = self._scans(translation, sources, as_of, params, count_totals)
+        scans = self._scans(tree, sources, as_of, params, count_totals)
         return QueryPlan(translation=translation, scans=tuple(scans), params=params)
 
     def run(self, plan: QueryPlan, *, max_rows: int | None = None) -> QueryResult:
@@ -315,10 +319,11 @@ class QuerySession:
 
     # --- planning --------------------------------------------------------------------------------
 
-    def _references(self, translation: Translation) -> list[tuple[list[str], int | None]]:
+    def _references(
+        self, translation: Translation, tree: Any
+    ) -> list[tuple[list[str], int | None]]:
         """The table names a statement reads, with their offsets in the DuckDB SQL if known."""
         statement = translation.sql
-        tree = _parse(statement)
         if tree is not None:
             found = [
                 ([part.name for part in table.parts], table.parts[0].meta.get("start"))
@@ -343,7 +348,7 @@ class QuerySession:
 
     def _scans(
         self,
-        translation: Translation,
+        tree: Any,
         sources: dict[tuple[str, str], Any],
         as_of: str | int | dt.datetime | None,
         params: Params,
@@ -363,7 +368,6 @@ class QuerySession:
             for key, source in sources.items()
             if key in snapshots
         }
-        tree = _parse(translation.sql)
         filters = table_filters(tree, self._resolve, schemas, params) if tree is not None else {}
         scans: list[TableScan] = []
         self._pending = {}
@@ -401,11 +405,15 @@ class QuerySession:
         if isinstance(pending, list):
             source = self._external[key]
             body = external_select(source, ExternalCatalog(self.db), pending)
+            made = None
         else:
-            table, scan, tasks = pending
+            table, scan, tasks, made = pending
+            if made is not None and self._views.get(key) == made:
+                return  # the view reads these very files already: binding it again costs ms
             remote = self.settings.warehouse_is_remote
             body = iceberg_select(table, self._con, remote=remote, scan=scan, tasks=tasks)
         target = f"{quote_identifier(database)}.{quote_identifier(name)}"
+        self._views.pop(key, None)
         try:
             self._con.execute(f"CREATE OR REPLACE VIEW {target} AS {body}")
         except duckdb.Error as exc:
@@ -413,6 +421,8 @@ class QuerySession:
                 f"cannot read table {database}.{name}: {_first_line(exc)} — check its files "
                 "(`dataflow crawl` refreshes an external table)"
             ) from exc
+        if made is not None:
+            self._views[key] = made
 
     def _error(self, exc: duckdb.Error, translation: Translation) -> Exception:
         return from_duckdb(
@@ -483,6 +493,27 @@ class QuerySession:
         return sorted(found)
 
 
+@functools.lru_cache(maxsize=256)
+def prepare(sql: str, dialect: str = "duckdb") -> tuple[Translation, Any]:
+    """The checked DuckDB translation of a statement and its sqlglot tree (None if sqlglot
+    cannot parse it), parsed once and cached: dashboards send the same texts again and again.
+
+    Raises:
+        QueryError: as :func:`check_statement` and :func:`~dataflow.query.dialects.translate`
+            (errors are not cached).
+
+    Example:
+        >>> prepare("SELECT 1;")[0].sql
+        'SELECT 1'
+    """
+    translation = translate(sql, dialect)
+    statement = check_statement(translation.sql)
+    translation = Translation(
+        translation.source, translation.dialect, statement, translation.integer_division
+    )
+    return translation, _parse(statement)
+
+
 def _parse(statement: str) -> Any:
     import sqlglot
 
@@ -507,4 +538,5 @@ __all__ = [
     "Params",
     "QuerySession",
     "check_statement",
+    "prepare",
 ]
