@@ -243,6 +243,33 @@ class QueryRunner:
         execution.engine_ms = _ms_since(started)
         execution.total_ms = _ms(execution.completed_at - execution.submitted_at)
         update_execution(self.db, execution)
+        self._record_metrics(execution)
+
+    def _record_metrics(self, execution: QueryExecution) -> None:
+        """Athena's CloudWatch query metrics, under ``Dataflow/Query``.
+
+        Dimensions as Athena's: the workgroup and the final state (plus the pipeline).
+        """
+        from dataflow.monitor.metrics import Datapoint, Metrics
+
+        dims = {
+            "pipeline": self.settings.name,
+            "workgroup": execution.workgroup,
+            "state": str(execution.state),
+        }
+        when = execution.completed_at or utcnow()
+        values = [
+            ("ProcessedBytes", execution.bytes_scanned, "Bytes"),
+            ("EngineExecutionTime", execution.engine_ms, "Milliseconds"),
+            ("QueryPlanningTime", execution.planning_ms, "Milliseconds"),
+            ("TotalExecutionTime", execution.total_ms, "Milliseconds"),
+        ]
+        points = [
+            Datapoint("Dataflow/Query", name, float(value), unit, dims, when, None)
+            for name, value, unit in values
+            if value is not None
+        ]
+        Metrics(self.db).record_many(points)
 
     def _fail(
         self, execution: QueryExecution, started: float, exc: BaseException, category: int

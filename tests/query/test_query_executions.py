@@ -346,3 +346,18 @@ def test_named_queries_with_typed_bound_parameters(
     ).result.rows == [("x!", 42)]
     with pytest.raises(ConfigError, match=r"no value for \$min_volume"):
         qs_runner.run(named.sql, params={"symbol": "AAPL"})
+
+
+def test_each_query_records_athena_style_metrics(qs_settings: Settings) -> None:
+    from dataflow.monitor.metrics import Metrics
+
+    with QueryRunner(qs_settings) as runner:
+        runner.run("SELECT count(*) FROM market.time_series")
+        db = runner.db
+        dims = {"pipeline": qs_settings.name, "workgroup": "primary", "state": "SUCCEEDED"}
+        scanned = Metrics(db).query("Dataflow/Query", "ProcessedBytes", dimensions=dims)
+        total = Metrics(db).query("Dataflow/Query", "TotalExecutionTime", dimensions=dims)
+    assert scanned
+    assert scanned[-1].value > 0
+    assert scanned[-1].unit == "Bytes"
+    assert total[-1].unit == "Milliseconds"
