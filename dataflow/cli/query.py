@@ -64,6 +64,8 @@ class QueryFormat(StrEnum):
     """A header row, then every row (RFC 4180)."""
     JSON = "json"
     """A JSON array of row objects."""
+    PARQUET = "parquet"
+    """A Parquet file (needs --output FILE)."""
 
 
 class ResultFormat(StrEnum):
@@ -83,7 +85,11 @@ FileOption = Annotated[
     Path | None, typer.Option("--file", "-f", help="Read the SQL from this file (- for stdin).")
 ]
 QueryFormatOption = Annotated[
-    QueryFormat, typer.Option("--format", help="Output format: table, csv or json.")
+    QueryFormat, typer.Option("--format", help="Output format: table, csv, json or parquet.")
+]
+OutputFileOption = Annotated[
+    Path | None,
+    typer.Option("--output", "-o", help="Write the rows to this file instead of printing them."),
 ]
 LimitOption = Annotated[int, typer.Option("--limit", min=1, help="Rows shown by --format table.")]
 DialectOption = Annotated[
@@ -160,6 +166,7 @@ def query_command(
     sql: SqlArgument = None,
     file: FileOption = None,
     output: QueryFormatOption = QueryFormat.TABLE,
+    output_file: OutputFileOption = None,
     limit: LimitOption = 100,
     dialect: DialectOption = "duckdb",
     workgroup: WorkgroupOption = None,
@@ -170,13 +177,15 @@ def query_command(
     debug: DebugOption = False,  # noqa: ARG001 (read by handle_errors)
 ) -> None:
     """Run one SQL statement over the catalog's tables (market.*, raw.*)."""
-    _run(read_sql(sql, file), output, limit, dialect, workgroup, as_of, dry_run, param, project)
+    text = read_sql(sql, file)
+    _run(text, output, limit, dialect, workgroup, as_of, dry_run, param, project, output_file)
 
 
 @handle_errors
 def run_command(
     name: Annotated[str, typer.Argument(help="The named query (queries/NAME.sql).")],
     output: QueryFormatOption = QueryFormat.TABLE,
+    output_file: OutputFileOption = None,
     limit: LimitOption = 100,
     dialect: DialectOption = "duckdb",
     workgroup: WorkgroupOption = None,
@@ -190,7 +199,7 @@ def run_command(
     from dataflow.query.named import load_named
 
     text = load_named(settings_for(project), name).sql
-    _run(text, output, limit, dialect, workgroup, as_of, dry_run, param, project)
+    _run(text, output, limit, dialect, workgroup, as_of, dry_run, param, project, output_file)
 
 
 def _run(
@@ -203,10 +212,14 @@ def _run(
     dry_run: bool,
     param: list[str] | None,
     project: Path | None,
+    output_file: Path | None = None,
 ) -> None:
+    from dataflow.errors import ConfigError
     from dataflow.query.execution import QueryRunner
     from dataflow.query.named import parse_params
 
+    if output is QueryFormat.PARQUET and output_file is None and not dry_run:
+        raise ConfigError("--format parquet writes a file — add --output FILE.parquet")
     params = parse_params(param or []) or None
     settings = settings_for(project)
     with QueryRunner(settings) as runner:
@@ -214,7 +227,33 @@ def _run(
             _print_plan(runner.dry_run(text, dialect=dialect, as_of=as_of, params=params), output)
             return
         outcome = runner.run(text, dialect=dialect, workgroup=workgroup, as_of=as_of, params=params)
+    if output_file is not None:
+        _write_outcome(outcome, output, output_file)
+        return
     _print_outcome(outcome, output, limit)
+
+
+def _write_outcome(outcome: QueryOutcome, output: QueryFormat, path: Path) -> None:
+    """Write the rows to ``path`` in ``output`` (table means CSV in a file)."""
+    import json
+
+    result = outcome.result
+    if output is QueryFormat.PARQUET:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        columns = {name: [row[i] for row in result.rows] for i, name in enumerate(result.columns)}
+        pq.write_table(pa.table(columns), path)
+    elif output is QueryFormat.JSON:
+        text = json.dumps(result.to_json_rows(), indent=2, default=str)
+        path.write_text(text + "\n", encoding="utf-8")
+    else:
+        with path.open("w", encoding="utf-8", newline="") as stream:
+            result.to_csv(stream)
+    console(stderr=True).print(
+        f"{result.row_count} row(s) written to {path} — query {outcome.execution.query_id}",
+        markup=False,
+    )
 
 
 def _print_outcome(outcome: QueryOutcome, output: QueryFormat, limit: int) -> None:

@@ -208,3 +208,32 @@ def test_dry_run_prints_the_plan_without_running(q_cli: typer.Typer, q_project: 
     code, out, err = query(q_cli, q_project, "SELECT 1", "--dry-run")
     assert code == 0, err
     assert "Athena cost $" in out
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv", "json"])
+def test_output_writes_the_rows_to_a_file(
+    q_cli: typer.Typer, q_project: Path, tmp_path: Path, fmt: str
+) -> None:
+    import pyarrow.parquet as pq
+
+    target = tmp_path / f"out.{fmt}"
+    sql = "SELECT symbol, ts, close FROM market.time_series ORDER BY ts, symbol LIMIT 7"
+    code, out, err = query(q_cli, q_project, sql, "--format", fmt, "--output", str(target))
+    assert code == 0, err
+    assert out == ""
+    assert "7 row(s) written to" in err
+    if fmt == "parquet":
+        table = pq.read_table(target)
+        assert table.column_names == ["symbol", "ts", "close"]
+        assert table.num_rows == 7
+        assert str(table.schema.field("ts").type) == "timestamp[us, tz=UTC]"
+    elif fmt == "json":
+        assert len(json.loads(target.read_text())) == 7
+    else:
+        assert len(target.read_text().splitlines()) == 8
+
+
+def test_parquet_needs_an_output_file(q_cli: typer.Typer, q_project: Path) -> None:
+    code, _, err = query(q_cli, q_project, "SELECT 1", "--format", "parquet")
+    assert code == 2
+    assert "add --output FILE.parquet" in err
