@@ -58,6 +58,8 @@ UTC_TYPES = frozenset({"Physical Currency", "Digital Currency"})
 """Instrument types whose datetimes the API gives in UTC by default."""
 READ_THREADS = 4
 """Files fetched and gunzipped at once (zlib releases the GIL)."""
+SKELETON_MIN_BYTES = 16_384
+"""Envelope lines from this size are parsed without their record list (see :func:`_parse`)."""
 
 RAW_SCHEMA = pa.schema(
     [
@@ -339,7 +341,7 @@ def _flatten_file(key: str, text: bytes, stats: FlattenStats) -> pa.Table:
     for number, (start, end) in enumerate(_lines(text), start=1):
         line = text[start:end]
         try:
-            envelope = json.loads(line)
+            envelope = _parse(line)
         except ValueError as exc:
             raise StorageError(f"{key}:{number}: is not a JSON envelope ({exc})") from exc
         if not isinstance(envelope, dict):
@@ -347,6 +349,73 @@ def _flatten_file(key: str, text: bytes, stats: FlattenStats) -> pa.Table:
         stats.envelopes += 1
         _flatten_envelope(bodies, stats, key, number, line, envelope)
     return bodies.table()
+
+
+class _Records(list[Any]):
+    """Stands for a record list that was not parsed: only its length is known.
+
+    The records themselves are read by the engine from the envelope text (:data:`RAW_VIEW_SQL`);
+    flattening only needs how many there are.
+    """
+
+    def __init__(self, count: int) -> None:
+        super().__init__()
+        self.size = count
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __bool__(self) -> bool:
+        return self.size > 0
+
+
+def _parse(line: bytes) -> Any:
+    """The envelope of ``line``; a big single record list of flat objects is only counted.
+
+    ``json.loads`` of the whole line costs most of the flattening (one core), yet only the
+    envelope's header, the payload's ``meta`` and the number of records are used here. When
+    the (compact, as RawWriter writes it) line holds exactly one ``"<list>":[`` (for a name of
+    :data:`RECORD_LISTS`) whose array
+    contains no other bracket and only flat objects (as many ``{`` as ``}`` as ``},{`` + 1),
+    the array is cut out, the rest parsed, and the list replaced by its count. Any doubt (the
+    cut text does not parse, the list is not at ``payload.<list>``) parses the whole line.
+
+    Raises:
+        ValueError: the line is not JSON.
+    """
+    if len(line) >= SKELETON_MIN_BYTES:
+        for name in RECORD_LISTS:
+            marker = f'"{name}":['.encode()
+            found = line.find(marker)
+            if found < 0:
+                continue
+            if line.find(marker, found + 1) >= 0:
+                break
+            opening = found + len(marker) - 1
+            closing = line.find(b"]", opening)
+            if closing < 0 or line.find(b"[", opening + 1, closing) >= 0:
+                break
+            count = 0
+            if closing > opening + 1:
+                count = line.count(b"},{", opening, closing) + 1
+                flat = (
+                    line.startswith(b"[{", opening)
+                    and line.startswith(b"}]", closing - 1)
+                    and line.count(b"{", opening, closing) == count
+                    and line.count(b"}", opening, closing + 1) == count
+                )
+                if not flat:
+                    break
+            try:
+                skeleton = json.loads(line[:opening] + b"[]" + line[closing + 1 :])
+            except ValueError:
+                break
+            payload = skeleton.get("payload") if isinstance(skeleton, dict) else None
+            if isinstance(payload, dict) and payload.get(name) == []:
+                payload[name] = _Records(count)
+                return skeleton
+            break
+    return json.loads(line)
 
 
 def _flatten_envelope(

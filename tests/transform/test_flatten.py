@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 
 from dataflow.config import Settings
@@ -49,3 +50,39 @@ def test_shapes_become_records_with_paths_symbols_and_zones(
     first = table.to_pylist()[0]
     assert (first["_raw_key"], first["_run_id"], first["_received_at"]) == (key, "r1", T0)
     assert json.loads(first["params"]) == {"symbol": "P", "timezone": "Europe/Paris"}
+
+
+def test_big_record_lists_are_counted_without_parsing_them_and_doubt_parses_all(
+    tf_settings: Settings, tf_store: ObjectStore
+) -> None:
+    from dataflow.transform.flatten import SKELETON_MIN_BYTES, _parse, _Records
+
+    bar = {"datetime": "2024-05-01 12:00:00", "open": "1.5", "close": "2"}
+    many = SKELETON_MIN_BYTES // 40 + 10  # enough bars for the line to take the fast path
+    plain = {"meta": {"symbol": "A"}, "values": [bar] * many, "status": "ok"}
+    tricky = {"meta": {"symbol": "B"}, "values": [{**bar, "note": "x],[{y"}] * many}
+    nested = {"meta": {"symbol": "C"}, "values": [{**bar, "extra": {"k": 1}}] * many}
+    after = {"values": [bar] * many, "meta": {"symbol": "D"}, "status": "ok"}
+    cases = ((plain, True), (tricky, False), (nested, False), (after, True))
+    for (payload, fast), spaced in itertools.product(cases, (False, True)):
+        # RawWriter writes compact JSON; spaced-out JSON takes the whole parse.
+        separators = (", ", ": ") if spaced else (",", ":")
+        line = json.dumps({"status_code": 200, "payload": payload}, separators=separators)
+        line = line.encode()
+        assert len(line) >= SKELETON_MIN_BYTES
+        parsed = _parse(line)
+        assert isinstance(parsed["payload"]["values"], _Records) is (fast and not spaced)
+        assert len(parsed["payload"]["values"]) == many
+        assert {k: v for k, v in parsed["payload"].items() if k != "values"} == {
+            k: v for k, v in payload.items() if k != "values"
+        }
+    land(tf_store, "big", [plain, tricky, nested, after], received_at=T0, run_id="r1",
+         params={"symbol": "P", "timezone": "UTC"})  # fmt: skip
+    batch, stats = flatten_files(tf_store, list_raw(tf_store, endpoint="big"))
+    assert (stats.envelopes, stats.records, stats.empty) == (4, 4 * many, 0)
+    with DuckDBEngine() as engine, raw_relation(engine, batch):
+        counted = engine.sql(
+            "SELECT symbol, count(*) AS n, count(DISTINCT _record_path) AS paths FROM raw "
+            "GROUP BY symbol ORDER BY symbol"
+        ).to_pylist()
+    assert counted == [{"symbol": s, "n": many, "paths": many} for s in "ABCD"]

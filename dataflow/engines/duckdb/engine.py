@@ -34,15 +34,22 @@ from __future__ import annotations
 
 import itertools
 import os
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from dataflow.engines.base import CONTRACT_DIALECT, EngineCapabilities, WriteResult, translate
+from dataflow.engines.duckdb.iceberg_io import append_rows, cast_to, write_data_files
+from dataflow.engines.duckdb.pruning import (
+    MAX_PLAN_VALUES,
+    file_bounds,
+    is_ordered,
+    is_text,
+    prune_filter,
+)
 from dataflow.errors import ModelError
 
 if TYPE_CHECKING:
@@ -52,20 +59,6 @@ if TYPE_CHECKING:
 
 LINEAGE_ORDER = ("_received_at", "_raw_key", "_raw_line", "_record_path")
 """Columns that decide which of two rows with the same key wins, most significant first."""
-
-MAX_RUNS = 100_000
-"""Above this many runs of equal partition values a batch is sorted without further checks."""
-
-MAX_IN_VALUES = 1000
-"""Above this many distinct text values a key column is not used to prune (the filter stays
-correct: it is only ever a superset of the rows that can match)."""
-
-WRITE_CHUNK_ROWS = 200_000
-"""Rows reordered and written at a time by :func:`write_data_files` (bounds the copy)."""
-
-MAX_PLAN_VALUES = 16
-"""Distinct values of a text key above which the file planning filter leaves it out: pyiceberg
-evaluates an ``IN`` per file in Python (a batch holds ~100 symbols but ~5 intervals)."""
 
 CRASH_ENV = "DATAFLOW_TEST_CRASH_BEFORE_COMMIT"
 """Test seam: when set to a table name (or ``*``), the process exits with status 75 after the
@@ -202,7 +195,7 @@ class DuckDBEngine:
                     f"SELECT * FROM _df_incoming QUALIFY row_number() OVER "
                     f"(PARTITION BY {key_list} ORDER BY {order_sql}) = 1"
                 )
-            incoming = _cast_to(incoming, table)
+            incoming = cast_to(incoming, table)
             result = WriteResult(rows_skipped=rows.num_rows - incoming.num_rows)
             txn = table.transaction()
             if replace_all:
@@ -253,7 +246,7 @@ class DuckDBEngine:
         if head is None or not keys_rows.num_rows:
             return 0
         gone = keys_rows.select(list(keys))
-        prune = _prune_filter(gone, keys, max_values=MAX_PLAN_VALUES)
+        prune = prune_filter(gone, keys, max_values=MAX_PLAN_VALUES)
         planned = table.scan(row_filter=prune, snapshot_id=head.snapshot_id).plan_files()
         match = " AND ".join(f"g.{_q(k)} IS NOT DISTINCT FROM e.{_q(k)}" for k in keys)
         whole = ArrowScan(table.metadata, table.io, table.schema(), AlwaysTrue())
@@ -274,7 +267,7 @@ class DuckDBEngine:
                 deleted += total - rest.num_rows
                 dropped.append(task.file)
                 if rest.num_rows:
-                    kept.append(_cast_to(rest, table))
+                    kept.append(cast_to(rest, table))
         finally:
             self.unregister("_df_file")
             self.unregister("_df_gone")
@@ -318,7 +311,7 @@ class DuckDBEngine:
             wanted = [*keys, *(c for c in order if c not in keys and c in known)]
             # A coarse filter (few-valued text keys, ranges) lets pyiceberg prune partitions
             # cheaply; the per-series check of each file's bounds is one join (_overlapping).
-            prune = _prune_filter(incoming, keys, max_values=MAX_PLAN_VALUES)
+            prune = prune_filter(incoming, keys, max_values=MAX_PLAN_VALUES)
             planned = table.scan(row_filter=prune, snapshot_id=head.snapshot_id).plan_files()
             tasks = self._overlapping(table, planned, incoming, keys)
             if tasks:
@@ -348,7 +341,7 @@ class DuckDBEngine:
         result.rows_written = winners.num_rows
         result.rows_replaced = replaced.num_rows
         result.rows_skipped += incoming.num_rows - winners.num_rows
-        winners = _cast_to(winners, table)
+        winners = cast_to(winners, table)
         if not replaced.num_rows:
             append_rows(txn, winners, props, branch=ref)
             return
@@ -372,7 +365,7 @@ class DuckDBEngine:
                 continue  # no replaced key in this file: keep it as it is
             dropped.append(task.file)
             if rest.num_rows:
-                kept.append(_cast_to(rest, table))
+                kept.append(cast_to(rest, table))
         rewritten = pa.concat_tables([*kept, winners], promote_options="permissive")
         producer = txn.update_snapshot(snapshot_properties=dict(props), branch=ref).overwrite()
         with producer as overwrite:
@@ -426,11 +419,11 @@ class DuckDBEngine:
         Python; here it is one join in DuckDB, however many groups and files there are.
         """
         tasks = list(tasks)
-        ordered = [k for k in keys if _is_ordered(rows.column(k).type)]
-        grouped = [k for k in keys if k not in ordered and _is_text(rows.column(k).type)]
+        ordered = [k for k in keys if is_ordered(rows.column(k).type)]
+        grouped = [k for k in keys if k not in ordered and is_text(rows.column(k).type)]
         if not tasks or not rows.num_rows or not (ordered or grouped):
             return tasks
-        bounds = _file_bounds(table, tasks, rows, [*grouped, *ordered])
+        bounds = file_bounds(table, tasks, rows, [*grouped, *ordered])
         if bounds is None:
             return tasks
         aggregates = [(k, f) for k in ordered for f in ("min", "max")]
@@ -466,264 +459,6 @@ class DuckDBEngine:
 
 def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
-
-
-def _is_text(kind: pa.DataType) -> bool:
-    return bool(
-        pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind)
-    )
-
-
-def _is_ordered(kind: pa.DataType) -> bool:
-    return bool(
-        pa.types.is_temporal(kind) or pa.types.is_integer(kind) or pa.types.is_floating(kind)
-    )
-
-
-def _prune_filter(
-    rows: pa.Table, keys: Sequence[str], *, max_values: int = MAX_IN_VALUES
-) -> BooleanExpression:
-    """An Iceberg filter matching every row that can share a key with ``rows`` (a superset).
-
-    A text key with more than ``max_values`` distinct values is left out (still a superset).
-    """
-    import pyarrow.compute as pc
-    from pyiceberg.expressions import (
-        AlwaysTrue,
-        And,
-        GreaterThanOrEqual,
-        In,
-        LessThanOrEqual,
-        Reference,
-    )
-    from pyiceberg.expressions.literals import literal
-
-    in_: Any = In  # pyiceberg's In is a pydantic model with a __new__ that mypy misreads
-    expr: BooleanExpression = AlwaysTrue()
-    for key in keys:
-        column = rows.column(key)
-        if column.null_count or not rows.num_rows:
-            continue
-        if _is_text(column.type):
-            values = column.unique().to_pylist()
-            if len(values) <= max_values:
-                expr = And(expr, in_(key, set(values)))
-        elif _is_ordered(column.type):
-            bounds: Any = pc.min_max(column).as_py()
-            expr = And(
-                expr,
-                And(
-                    GreaterThanOrEqual(term=Reference(key), value=literal(bounds["min"])),
-                    LessThanOrEqual(term=Reference(key), value=literal(bounds["max"])),
-                ),
-            )
-    return expr
-
-
-def _file_bounds(
-    table: Table, tasks: Sequence[FileScanTask], rows: pa.Table, keys: Sequence[str]
-) -> pa.Table | None:
-    """Per task (``_df_task``, its index), ``lo_<key>``/``hi_<key>``: its file's column bounds.
-
-    A bound the file lacks is NULL (anything may be in it). None when a key's bounds cannot be
-    decoded into the rows' Arrow type: the caller then keeps every file.
-    """
-    from pyiceberg.conversions import from_bytes
-    from pyiceberg.types import PrimitiveType
-
-    schema = table.schema()
-    columns: dict[str, pa.Array] = {"_df_task": pa.array(range(len(tasks)), pa.int64())}
-    for key in keys:
-        field = schema.find_field(key)
-        kind = rows.column(key).type
-        if not isinstance(field.field_type, PrimitiveType):
-            return None
-        for side in ("lo", "hi"):
-            values: list[Any] = []
-            for task in tasks:
-                found = task.file.lower_bounds if side == "lo" else task.file.upper_bounds
-                raw = found.get(field.field_id) if found else None
-                values.append(None if raw is None else from_bytes(field.field_type, raw))
-            try:
-                if pa.types.is_temporal(kind):
-                    # Iceberg bounds of times are integers (days, or micros); Arrow casts them.
-                    plain = pa.int32() if pa.types.is_date32(kind) else pa.int64()
-                    column = pa.array(values, plain).cast(kind)
-                else:
-                    column = pa.array(values, kind)
-            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError):
-                return None
-            columns[f"{side}_{key}"] = column
-    return pa.table(columns)
-
-
-def _cast_to(rows: pa.Table, table: Table) -> pa.Table:
-    """``rows`` with the table's columns, in its order and Arrow types (missing ones NULL)."""
-    target = table.schema().as_arrow()
-    columns = []
-    fields = []
-    for field in target:
-        if field.name not in rows.column_names:
-            columns.append(pa.nulls(rows.num_rows, field.type))
-            fields.append(field)
-            continue
-        column = rows.column(field.name)
-        if _is_text(column.type) and _is_text(field.type):
-            # string vs large_string: Iceberg accepts both; a cast would copy every offset.
-            fields.append(field.with_type(column.type))
-        else:
-            column = column.cast(field.type)
-            fields.append(field)
-        columns.append(column)
-    return pa.Table.from_arrays(columns, schema=pa.schema(fields, metadata=target.metadata))
-
-
-def append_rows(
-    txn: Transaction,
-    rows: pa.Table,
-    snapshot_properties: Mapping[str, str],
-    *,
-    branch: str | None = "main",
-) -> int:
-    """``txn.append(rows)`` without pyiceberg's filter-per-partition; returns the files written.
-
-    The files are written by :func:`write_data_files` (one per partition) and added in one
-    fast-append snapshot carrying ``snapshot_properties``, on ``branch`` (None: a staged
-    snapshot on no branch).
-
-    Example:
-        >>> with table.transaction() as txn:  # doctest: +SKIP
-        ...     append_rows(txn, rows, {"dataflow.run_id": "r1"})
-        12
-    """
-    props = dict(snapshot_properties)
-    producer = txn.update_snapshot(snapshot_properties=props, branch=branch).fast_append()
-    written = 0
-    with producer as append:
-        for data_file in write_data_files(txn, rows, append.commit_uuid):
-            append.append_data_file(data_file)
-            written += 1
-    return written
-
-
-def write_data_files(txn: Transaction, rows: pa.Table, commit_uuid: uuid.UUID) -> list[DataFile]:
-    """Write ``rows`` as Parquet data files of ``txn``'s table, one per partition; no commit.
-
-    pyiceberg 0.12 splits a batch into partitions by filtering the whole batch once per
-    partition (O(partitions x rows): seconds for a few hundred partitions). Here the batch is
-    cut into runs of equal partition values, each a zero-copy slice written as one task, hence
-    one file per partition (up to the table's ``write.target-file-size-bytes``). When a
-    partition spans several runs, the rows are sorted by partition values first (one copy).
-
-    Example:
-        >>> with txn.update_snapshot().fast_append() as append:  # doctest: +SKIP
-        ...     for data_file in write_data_files(txn, rows, append.commit_uuid):
-        ...         append.append_data_file(data_file)
-    """
-    import pyarrow.compute as pc
-    from pyiceberg.io.pyarrow import (
-        _check_pyarrow_schema_compatible,
-        _get_field_from_arrow_table,
-        bin_pack_arrow_table,
-        pyarrow_to_schema,
-        write_file,
-    )
-    from pyiceberg.partitioning import PartitionFieldValue, PartitionKey
-    from pyiceberg.table import TableProperties, WriteTask
-    from pyiceberg.utils.properties import property_as_int
-
-    meta = txn.table_metadata
-    schema, spec = meta.schema(), meta.spec()
-    _check_pyarrow_schema_compatible(schema, provided_schema=rows.schema)
-    if not rows.num_rows:
-        return []
-    target: int = property_as_int(  # type: ignore[assignment]  # has a default
-        meta.properties,
-        TableProperties.WRITE_TARGET_FILE_SIZE_BYTES,
-        TableProperties.WRITE_TARGET_FILE_SIZE_BYTES_DEFAULT,
-    )
-    task_schema = pyarrow_to_schema(
-        rows.schema, name_mapping=schema.name_mapping, format_version=meta.format_version
-    )
-    counter = itertools.count(0)
-    # (partition, start, end) of each part, over ``order`` when the rows must be reordered.
-    spans: list[tuple[PartitionKey | None, int, int]] = [(None, 0, rows.num_rows)]
-    order: pa.Array | None = None
-    if not spec.is_unpartitioned():
-        values = []
-        for field in spec.fields:
-            name = schema.find_column_name(field.source_id)
-            source = schema.find_field(field.source_id)
-            column = _get_field_from_arrow_table(rows, str(name))
-            values.append(field.transform.pyarrow_transform(source.field_type)(column))
-        keys = pa.table(values, names=[f"p{i}" for i in range(len(values))])
-        runs = _runs(keys) if keys.num_rows else []
-        starts = [tuple(c[start].as_py() for c in keys.columns) for start, _ in runs[:MAX_RUNS]]
-        if len(runs) > MAX_RUNS or len(set(starts)) < len(runs):
-            # A partition in several runs: write each partition's rows in partition order
-            # (one file per partition), taken a few partitions at a time below, so that the
-            # reordered copy never holds more than WRITE_CHUNK_ROWS rows.
-            order = pc.sort_indices(keys, sort_keys=[(n, "ascending") for n in keys.column_names])
-            keys = keys.take(order)
-            runs = _runs(keys)
-            starts = [tuple(c[start].as_py() for c in keys.columns) for start, _ in runs]
-        spans = [
-            (
-                PartitionKey(
-                    field_values=[
-                        PartitionFieldValue(field=f, value=v)
-                        for f, v in zip(spec.fields, value, strict=True)
-                    ],
-                    partition_spec=spec,
-                    schema=schema,
-                ),
-                start,
-                end,
-            )
-            for value, (start, end) in zip(starts, runs, strict=True)
-        ]
-    written: list[DataFile] = []
-    group: list[tuple[PartitionKey | None, int, int]] = []
-    for number, span in enumerate(spans):
-        group.append(span)
-        if number + 1 < len(spans) and sum(e - s for _, s, e in group) < WRITE_CHUNK_ROWS:
-            continue
-        low, high = group[0][1], group[-1][2]
-        chunk = rows.slice(low, high - low) if order is None else rows.take(order[low:high])
-        tasks = [
-            WriteTask(
-                write_uuid=commit_uuid,
-                task_id=next(counter),
-                record_batches=batches,
-                partition_key=key,
-                schema=task_schema,
-            )
-            for key, start, end in group
-            for batches in bin_pack_arrow_table(chunk.slice(start - low, end - start), target)
-        ]
-        written.extend(write_file(io=txn._table.io, table_metadata=meta, tasks=iter(tasks)))
-        group, chunk, tasks = [], None, []
-    return written
-
-
-def _runs(keys: pa.Table) -> list[tuple[int, int]]:
-    """(start, end) of each run of equal rows in ``keys`` (nulls equal to nulls)."""
-    import pyarrow.compute as pc
-
-    size = keys.num_rows
-    if size <= 1:
-        return [(0, size)] if size else []
-    changed: Any = None
-    for column in keys.columns:
-        left, right = column.slice(0, size - 1), column.slice(1)
-        differs = pc.if_else(
-            pc.and_(pc.is_null(left), pc.is_null(right)),
-            False,
-            pc.fill_null(pc.not_equal(left, right), True),
-        )
-        changed = differs if changed is None else pc.or_(changed, differs)
-    cuts = [0, *(int(i) + 1 for i in pc.indices_nonzero(changed).to_pylist()), size]
-    return list(itertools.pairwise(cuts))
 
 
 __all__ = ["CRASH_ENV", "LINEAGE_ORDER", "DuckDBEngine", "append_rows", "write_data_files"]
