@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -48,39 +49,33 @@ ProgressOption = Annotated[
 
 
 def register(app: typer.Typer) -> None:
-    """Add the pipeline commands."""
-    app.command("run")(run)
-    app.command("ingest")(ingest)
+    """Add the pipeline commands: `run` (every stage) and `ingest` (its first stage alone)."""
+    app.command("run")(
+        _command(None, "Run every stage in data order: ingest, transform, quality, publish, crawl.")
+    )
+    app.command("ingest")(
+        _command("ingest", "Ingest from Twelve Data (or the built-in simulator) into the raw zone.")
+    )
 
 
-@handle_errors
-def run(
-    project: ProjectOption = None,
-    start: StartOption = None,
-    end: EndOption = None,
-    full_refresh: FullRefreshOption = False,
-    endpoints: EndpointsOption = None,
-    symbols: SymbolsOption = None,
-    progress: ProgressOption = True,
-    output: FormatOption = OutputFormat.TABLE,
-) -> None:
-    """Run every stage of the pipeline in data order (today: ingest)."""
-    _execute(project, start, end, full_refresh, endpoints, symbols, progress, output, only=None)
+def _command(only: str | None, doc: str) -> Callable[..., None]:
+    """One command function per stage selection; both take the same options."""
 
+    @handle_errors
+    def command(
+        project: ProjectOption = None,
+        start: StartOption = None,
+        end: EndOption = None,
+        full_refresh: FullRefreshOption = False,
+        endpoints: EndpointsOption = None,
+        symbols: SymbolsOption = None,
+        progress: ProgressOption = True,
+        output: FormatOption = OutputFormat.TABLE,
+    ) -> None:
+        _execute(project, start, end, full_refresh, endpoints, symbols, progress, output, only)
 
-@handle_errors
-def ingest(
-    project: ProjectOption = None,
-    start: StartOption = None,
-    end: EndOption = None,
-    full_refresh: FullRefreshOption = False,
-    endpoints: EndpointsOption = None,
-    symbols: SymbolsOption = None,
-    progress: ProgressOption = True,
-    output: FormatOption = OutputFormat.TABLE,
-) -> None:
-    """Ingest from Twelve Data (or the built-in simulator) into the raw zone."""
-    _execute(project, start, end, full_refresh, endpoints, symbols, progress, output, "ingest")
+    command.__doc__ = doc
+    return command
 
 
 def _execute(
