@@ -1,6 +1,4 @@
-"""Settings of the query stage, read with defaults until ``dataflow.yaml`` has a ``query:`` section.
-
-The intended section (to be added to :mod:`dataflow.config` as ``Settings.query``)::
+"""Settings of the query stage: ``query:`` in dataflow.yaml (``config.QuerySettings``)::
 
     query:
       results_prefix: results          # result files: <warehouse>/results/<query_id>.csv
@@ -10,8 +8,8 @@ The intended section (to be added to :mod:`dataflow.config` as ``Settings.query`
         primary: {bytes_scanned_cutoff_per_query: null}
         adhoc: {bytes_scanned_cutoff_per_query: 10000000}
 
-:func:`query_config` reads whatever of it exists (``getattr(settings, "query", None)``), so the
-stage keeps working before and after the section is added.
+:func:`query_config` turns it into the frozen :class:`QueryConfig` the stage passes around (tests
+build one directly).
 
 Example:
     >>> from dataflow.config import load_settings
@@ -25,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from dataflow.errors import ConfigError
 
@@ -87,39 +85,22 @@ class QueryConfig:
 
 
 def query_config(settings: Settings) -> QueryConfig:
-    """The query settings of a project, with defaults for whatever is not configured.
+    """The query settings of a project (``query:`` in dataflow.yaml) as the stage uses them.
 
     Example:
         >>> query_config(settings).results_prefix  # doctest: +SKIP
         'results'
     """
-    section = getattr(settings, "query", None)
-    if section is None:
-        return QueryConfig()
-    defaults = QueryConfig()
+    section = settings.query
     groups: dict[str, Workgroup] = {PRIMARY: Workgroup(PRIMARY)}
-    raw_groups = _get(section, "workgroups", None) or {}
-    items = (
-        raw_groups.items()
-        if isinstance(raw_groups, Mapping)
-        else [(_get(g, "name", PRIMARY), g) for g in raw_groups]
-    )
-    for name, group in items:
-        cutoff = _get(group, "bytes_scanned_cutoff_per_query", None)
-        groups[str(name)] = Workgroup(str(name), None if cutoff is None else int(cutoff))
+    for name, group in section.workgroups.items():
+        groups[name] = Workgroup(name, group.bytes_scanned_cutoff_per_query)
     return QueryConfig(
-        results_prefix=str(_get(section, "results_prefix", defaults.results_prefix)).strip("/"),
-        queries_dir=str(_get(section, "queries_dir", defaults.queries_dir)),
-        default_workgroup=str(_get(section, "default_workgroup", defaults.default_workgroup)),
+        results_prefix=section.results_prefix.strip("/"),
+        queries_dir=section.queries_dir,
+        default_workgroup=section.default_workgroup,
         workgroups=groups,
     )
-
-
-def _get(obj: Any, key: str, default: Any) -> Any:
-    if isinstance(obj, Mapping):
-        return obj.get(key, default)
-    value = getattr(obj, key, default)
-    return default if value is None and default is not None else value
 
 
 __all__ = ["MINIMUM_CUTOFF", "PRIMARY", "QueryConfig", "Workgroup", "query_config"]
