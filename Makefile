@@ -27,7 +27,7 @@ run: $(STAMP)
 test: $(STAMP) system-deps
 	$(BIN)/pytest -q
 
-## system-deps: Debian packages the tests use (PostgreSQL server for the metadata-DB tests)
+## system-deps: Debian packages the tests use (PostgreSQL server, Chromium for the browser tests)
 system-deps:
 	@bash scripts/system-deps.sh
 

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Debian packages the test suite needs, installed when missing:
 #   postgresql  — a throwaway server (started by the tests on 127.0.0.1) for the metadata-DB tests
+#   chromium    — the browser the end-to-end tests drive with Playwright (never a downloaded one)
 set -euo pipefail
 need=()
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "system-deps: please install: ${need[*]} (apt-get install ${need[*]})" >&2

@@ -5,8 +5,10 @@ stack trace. Dataflow's own errors carry messages meant for users, so they are s
 are: a missing table is 404, bad input (SQL, parameters, names, ...) is 400, anything else 500;
 an unexpected exception is logged on the server and answered with its type only.
 
-With a token, every ``/api`` route and ``/metrics`` needs ``Authorization: Bearer <token>``;
-``/healthz``, ``/docs`` and ``/openapi.json`` stay open (they tell nothing about the data).
+With a token, every ``/api`` route and ``/metrics`` needs ``Authorization: Bearer <token>``
+(or the session cookie of a browser signed in on ``/login``: see :mod:`.auth`); ``/healthz``,
+``/docs``, ``/openapi.json`` and ``/static`` stay open (they tell nothing about the data).
+The web pages (:mod:`.pages`) send a signed-out browser to ``/login``.
 POST bodies must be JSON (415 otherwise), which keeps cross-site form posts out.
 
 Example:
@@ -58,7 +60,10 @@ def create_app(settings: Settings, *, token: str | None = None) -> FastAPI:
         >>> app = create_app(settings, token=None)  # doctest: +SKIP
         >>> uvicorn.run(app, host="127.0.0.1", port=8080)  # doctest: +SKIP
     """
+    from fastapi.staticfiles import StaticFiles
+
     from dataflow import __version__
+    from dataflow.dashboard import pages
     from dataflow.dashboard.routers import catalog, health, monitoring, queries
 
     databases = DatabasePool()
@@ -89,6 +94,10 @@ def create_app(settings: Settings, *, token: str | None = None) -> FastAPI:
     app.include_router(catalog.router, dependencies=guarded)
     app.include_router(monitoring.router, dependencies=guarded)
     app.include_router(monitoring.prometheus_router, dependencies=guarded)
+
+    app.include_router(pages.router)
+    # The pages' scripts, styles and the vendored chart library: package code, no data.
+    app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:

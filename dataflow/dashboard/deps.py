@@ -24,6 +24,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from dataflow.config import Settings
+from dataflow.dashboard.auth import SESSION_COOKIE, session_ok
 from dataflow.metadata.db import MetadataDB
 
 _bearer = HTTPBearer(auto_error=False, description="The token `dataflow serve` was given.")
@@ -83,7 +84,8 @@ def require_token(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
-    """Refuse the request unless it carries ``Authorization: Bearer <token>`` (when one is set).
+    """Refuse the request unless it carries ``Authorization: Bearer <token>`` (when one is set),
+    or the session cookie of a browser signed in on ``/login``.
 
     The comparison takes the same time whatever the guess (``secrets.compare_digest``), and
     the token is never echoed back or logged.
@@ -91,6 +93,8 @@ def require_token(
     token: str | None = request.app.state.token
     if token is None:
         return
+    if credentials is None and session_ok(token, request.cookies.get(SESSION_COOKIE)):
+        return  # a browser signed in on /login (the cookie is SameSite=Strict)
     given = credentials.credentials if credentials is not None else ""
     if not secrets.compare_digest(given.encode(), token.encode()):
         raise HTTPException(

@@ -1,0 +1,1 @@
+/* catalog page — filled in by its page module. */

@@ -1,0 +1,1 @@
+/* monitoring page — filled in by its page module. */

@@ -1,0 +1,1 @@
+/* pipeline page — filled in by its page module. */

@@ -1,0 +1,1 @@
+/* quality page — filled in by its page module. */

@@ -1,0 +1,1 @@
+/* sql page — filled in by its page module. */
