@@ -21,6 +21,7 @@ def _register() -> None:
     from dataflow.cli import (
         catalog,
         crawl,
+        dashboard,
         dq,
         logs,
         monitor,
@@ -50,6 +51,7 @@ def _register() -> None:
         monitor,
         schedule,
         serve,
+        dashboard,
         raw,
         simulator,
     ):

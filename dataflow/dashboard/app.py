@@ -64,7 +64,15 @@ def create_app(settings: Settings, *, token: str | None = None) -> FastAPI:
 
     from dataflow import __version__
     from dataflow.dashboard import pages
-    from dataflow.dashboard.routers import catalog, health, monitoring, queries
+    from dataflow.dashboard.routers import (
+        catalog,
+        dashboards,
+        health,
+        monitoring,
+        pipeline,
+        quality,
+        queries,
+    )
 
     databases = DatabasePool()
 
@@ -94,6 +102,10 @@ def create_app(settings: Settings, *, token: str | None = None) -> FastAPI:
     app.include_router(catalog.router, dependencies=guarded)
     app.include_router(monitoring.router, dependencies=guarded)
     app.include_router(monitoring.prometheus_router, dependencies=guarded)
+    app.include_router(pipeline.router, dependencies=guarded)
+    app.include_router(quality.router, dependencies=guarded)
+    # Its page routes check the session themselves (a signed-out browser goes to /login).
+    app.include_router(dashboards.router)
 
     app.include_router(pages.router)
     # The pages' scripts, styles and the vendored chart library: package code, no data.
