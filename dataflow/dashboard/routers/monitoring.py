@@ -1,5 +1,6 @@
-"""Runs, metrics and alarms: ``/api/runs``, ``/api/metrics``, ``/api/alarms`` — and
-``/metrics``, the Prometheus exposition of the same database (:mod:`..prometheus`)."""
+"""Runs, metrics, alarms and logs: ``/api/runs``, ``/api/metrics``, ``/api/alarms`` (with each
+alarm's history), ``/api/logs`` — and ``/metrics``, the Prometheus exposition of the same
+database (:mod:`..prometheus`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from dataflow.dashboard.deps import DbDep, SettingsDep
 
 router = APIRouter(prefix="/api", tags=["monitoring"])
 prometheus_router = APIRouter(tags=["monitoring"])
+
+RECORD_FIELDS = "fields ts, level, stage, logger, run_id, message"
+"""The fields of a log record a message search shows (every record has them)."""
 
 
 @router.get("/runs", summary="Run history")
@@ -32,6 +36,80 @@ def list_alarms(settings: SettingsDep, db: DbDep) -> list[dict[str, Any]]:
     from dataflow.dashboard.data import alarm_summaries
 
     return alarm_summaries(settings, db)
+
+
+@router.get("/alarms/{name}/history", summary="An alarm's history (DescribeAlarmHistory)")
+def alarm_history(
+    settings: SettingsDep,
+    db: DbDep,
+    name: str,
+    type: Annotated[
+        str | None, Query(description="ConfigurationUpdate, StateUpdate or Action")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[dict[str, Any]]:
+    """History items of one alarm, most recent first: state transitions with their reasons,
+    actions and configuration updates."""
+    from dataflow.dashboard.data import alarm_history
+    from dataflow.errors import ConfigError, NoSuchTableError
+    from dataflow.monitor.alarm_store import ITEM_TYPES
+    from dataflow.monitor.default_alarms import configured_alarms
+
+    if type is not None and type not in ITEM_TYPES:
+        raise ConfigError(f"unknown history item type {type!r}; use one of {', '.join(ITEM_TYPES)}")
+    items = alarm_history(db, name, item_type=type, limit=limit)
+    if not items and name not in {spec.name for spec in configured_alarms(settings)}:
+        # NoSuchTableError is the app's "not found" (404).
+        raise NoSuchTableError(f"no alarm {name!r} — see /api/alarms for the project's alarms")
+    return items
+
+
+@router.get("/logs", summary="Search the run logs (Logs Insights)")
+def search_logs(
+    settings: SettingsDep,
+    query: Annotated[
+        str | None,
+        Query(description="A Logs Insights query, e.g. 'filter level = \"ERROR\" | limit 20'"),
+    ] = None,
+    filter: Annotated[
+        str | None, Query(description="Only records whose message contains this text")
+    ] = None,
+    run: Annotated[str | None, Query(description="A run id or a unique prefix")] = None,
+    stage: str | None = None,
+    level: Annotated[str | None, Query(description="This level and above")] = None,
+    since: Annotated[str | None, Query(description="15m, 2h, 3d, 1w or an ISO time")] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+) -> dict[str, Any]:
+    """Log records (newest first) or a query's rows, as ``dataflow logs`` reads them.
+
+    ``filter`` and ``query`` combine: the message filter runs first. Without either, the
+    newest ``limit`` records come back.
+    """
+    from dataflow.dashboard.data import message_filter
+    from dataflow.monitor.logquery import parse_since, query_logs
+
+    text = query.strip() if query and query.strip() else None
+    if filter:
+        base = message_filter(filter)
+        # A plain filter still returns whole records, newest first, like the tail does.
+        text = f"{base} | {text}" if text else f"{base} | {RECORD_FIELDS} | sort @timestamp desc"
+    result = query_logs(
+        settings.state_dir / "logs",
+        text,
+        run_id=run,
+        stage=stage,
+        level=level,
+        since=parse_since(since) if since else None,
+        log_group=settings.name,
+        limit=limit,
+    )
+    rows = result.rows if text is not None else list(reversed(result.rows))
+    return {
+        "columns": list(result.columns),
+        "rows": rows,
+        "files": result.files,
+        "records_scanned": result.records_scanned,
+    }
 
 
 @router.get("/metrics", summary="Metrics that have datapoints (ListMetrics)")
