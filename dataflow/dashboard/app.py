@@ -81,6 +81,9 @@ def create_app(settings: Settings, *, token: str | None = None) -> FastAPI:
         try:
             yield
         finally:
+            # The dashboards' query sessions and threads must not outlive the app.
+            for runner in getattr(app.state, "dashboard_runners", {}).values():
+                runner.close()
             databases.close()
 
     app = FastAPI(

@@ -45,6 +45,7 @@ CONTENT_SECURITY_POLICY = (
 
 NAV = (
     ("market", "Market", "/dashboards/market"),
+    ("dashboards", "Dashboards", "/dashboards"),
     ("pipeline", "Pipeline", "/pipeline"),
     ("quality", "Data quality", "/quality"),
     ("catalog", "Catalog", "/catalog"),
