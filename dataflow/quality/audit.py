@@ -113,13 +113,16 @@ def audit_table(
         approve(table, snapshot)
         return audit
     from dataflow.quality.datasets import connect
-    from dataflow.quality.dqdl import load_ruleset
+    from dataflow.quality.dqdl import parse_ruleset
     from dataflow.quality.evaluate import Evaluator
+    from dataflow.quality.freshness import ruleset_text
     from dataflow.quality.history import HistoryStore, ruleset_hash
     from dataflow.quality.special import PRIMARY
     from dataflow.query.views import iceberg_select, quote_identifier
 
-    ruleset = load_ruleset(audit.ruleset)
+    # A built-in ruleset gets the freshness window of the project's schedule (freshness.py).
+    text = ruleset_text(audit.ruleset, settings, now=now)
+    ruleset = parse_ruleset(text)
     audit.policy = policy_for(name, ruleset, settings)
     ruleset_name = str(ruleset.metadata.get("Name") or audit.ruleset.stem)
     dataset = f"{settings.catalog.namespace}.{name}".lower()
@@ -130,9 +133,14 @@ def audit_table(
         )
         con.execute(f"CREATE OR REPLACE VIEW {quote_identifier(PRIMARY)} AS {body}")
         store = HistoryStore(db)
-        evaluator = Evaluator(ruleset, con, history=store.series(dataset, ruleset_name), now=now)
+        evaluator = Evaluator(
+            ruleset,
+            con,
+            history=store.series(dataset, ruleset_name),
+            now=now,
+            s3=settings.storage.s3,
+        )
         result = evaluator.run(dataset=dataset, ruleset_name=ruleset_name)
-        text = audit.ruleset.read_text(encoding="utf-8")
         result.snapshot_id, result.run_id = str(snapshot), run_id
         result.ruleset_hash = ruleset_hash(text)
         store.record(result)

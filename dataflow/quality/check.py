@@ -18,8 +18,9 @@ import duckdb
 
 from dataflow.errors import ConfigError, StorageError
 from dataflow.quality.datasets import connect, register_file, register_table
-from dataflow.quality.dqdl import load_ruleset
+from dataflow.quality.dqdl import parse_ruleset
 from dataflow.quality.evaluate import Evaluator, MetricHistory
+from dataflow.quality.freshness import ruleset_text
 from dataflow.quality.history import HistoryStore, ruleset_hash
 from dataflow.quality.outcomes import DEFAULT_CONTEXT, EvaluationResult
 from dataflow.quality.special import PRIMARY
@@ -88,8 +89,9 @@ def check_ruleset(
     if (table is None) == (data is None):
         raise ConfigError("give either a table (--table DB.T) or a data file (--data PATH)")
     path = Path(ruleset_path)
-    text = path.read_text(encoding="utf-8") if path.exists() else ""
-    ruleset = load_ruleset(path)
+    # A built-in ruleset gets the freshness window of the project's schedule (freshness.py).
+    text = ruleset_text(path, settings, now=now)
+    ruleset = parse_ruleset(text)
     name = str(ruleset.metadata.get("Name") or path.stem)
     con = con or connect()
     snapshot: str | None = None
@@ -114,7 +116,12 @@ def check_ruleset(
         store.series(dataset, name, evaluation_context) if store is not None else None
     )
     evaluator = Evaluator(
-        ruleset, con, references=(references or {}).keys(), history=history, now=now
+        ruleset,
+        con,
+        references=(references or {}).keys(),
+        history=history,
+        now=now,
+        s3=settings.storage.s3 if settings is not None else None,
     )
     result = evaluator.run(
         dataset=dataset, ruleset_name=name, evaluation_context=evaluation_context

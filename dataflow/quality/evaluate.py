@@ -34,7 +34,7 @@ import datetime as dt
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import duckdb
 
@@ -68,6 +68,9 @@ from dataflow.quality.predicates import check_value, format_java
 from dataflow.quality.special import PRIMARY, describe, evaluate_special, first_row
 from dataflow.query.views import quote_identifier, quote_literal
 
+if TYPE_CHECKING:
+    from dataflow.config import S3Settings
+
 __all__ = ["NOW", "Evaluator", "MetricHistory", "evaluate"]
 
 
@@ -100,6 +103,8 @@ class Evaluator:
         references: the aliases of the reference datasets registered on ``con``.
         history: earlier metric values, for dynamic rules and DetectAnomalies.
         now: the instant ``now()`` and DataFreshness measure from (default: the current time).
+        s3: how file rules read ``s3://`` paths: the project's ``storage.s3`` (None: the
+            standard AWS sources).
 
     Example:
         >>> evaluator = Evaluator(ruleset, con)  # doctest: +SKIP
@@ -115,8 +120,10 @@ class Evaluator:
         references: Iterable[str] = (),
         history: MetricHistory | None = None,
         now: dt.datetime | None = None,
+        s3: S3Settings | None = None,
     ) -> None:
         self.ruleset = ruleset
+        self.s3 = s3
         self.con = con
         self.references = set(references)
         self.history = history or _NoHistory()
@@ -155,6 +162,7 @@ class Evaluator:
                     rows,
                     self.queries,
                     now=self.now,
+                    s3=self.s3,
                 )
         results = []
         for index, node in enumerate(self.ruleset.rules):

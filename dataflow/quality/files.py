@@ -1,9 +1,12 @@
-"""The file rules of DQDL — FileFreshness, FileSize, FileMatch, FileUniqueness — on local files.
+"""The file rules of DQDL — FileFreshness, FileSize, FileMatch, FileUniqueness — local and on S3.
 
 A file rule checks the files of the dataset, not its rows. Its files are those at the path it
 names (a file, or every file under a folder), else the files the dataset was read from: what
-``--data PATH`` or a local catalog table's view reads (Glue infers them from the data frame the
-same way). ``s3://`` paths and datasets not read from local files are an ERROR saying so.
+``--data PATH`` or a catalog table's view reads (Glue infers them from the data frame the same
+way). A dataset not read from files is an ERROR saying so.
+
+Paths are local (``data/prices/``, ``file:///...``) or S3 URIs (``s3://bucket/prefix/``,
+``s3a://``) read with the project's ``storage.s3`` settings (:mod:`dataflow.quality.fileaccess`).
 
 Semantics (Glue docs ``dqdl-rule-types-File*``; ``shared/reference/aws-semantics.md`` §1.7):
 
@@ -40,17 +43,15 @@ Example:
 from __future__ import annotations
 
 import datetime as dt
-import glob
-import hashlib
 import re
 import zoneinfo
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 
-from dataflow.errors import QualityError
+from dataflow.errors import ConfigError, QualityError, StorageError
 from dataflow.quality.compile import LeafPlan
 from dataflow.quality.dqdl.ast import (
     Between,
@@ -68,58 +69,40 @@ from dataflow.quality.dqdl.ast import (
     TimeLiteral,
     VariableRef,
 )
+from dataflow.quality.fileaccess import (
+    HASH_ALGORITHMS,
+    FileAccess,
+    FileInfo,
+    checksum,
+    is_s3,
+    list_files,
+    local_file,
+)
 from dataflow.quality.predicates import NOW, check_value, format_java, now_value
 
-__all__ = ["HASH_ALGORITHMS", "NOW", "FileInfo", "checksum", "evaluate_file_rule", "list_files"]
+if TYPE_CHECKING:
+    from dataflow.config import S3Settings
 
-HASH_ALGORITHMS = {"MD5": "md5", "SHA-1": "sha1", "SHA-256": "sha256"}
-"""FileMatch's ``hashAlgorithm`` values -> hashlib names; SHA-256 when the tag is absent."""
+__all__ = [
+    "HASH_ALGORITHMS",
+    "NOW",
+    "FileAccess",
+    "FileInfo",
+    "checksum",
+    "evaluate_file_rule",
+    "list_files",
+]
 
 _UNITS = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
 _LITERAL = re.compile(r"'((?:[^']|'')*)'")
 
 
-@dataclass(frozen=True)
-class FileInfo:
-    """One file a rule checks: its path, size in bytes and modification time (UTC)."""
-
-    path: Path
-    size: int
-    modified: dt.datetime
-
-
-def list_files(path: Path) -> list[FileInfo]:
-    """The file at ``path``, or every file under the folder ``path`` (sorted by path).
-
-    Example:
-        >>> list_files(Path("/no/such/dir"))
-        []
-    """
-    if path.is_file():
-        found = [path]
-    elif path.is_dir():
-        found = sorted(p for p in path.rglob("*") if p.is_file())
-    else:
-        found = []
-    return [_info(p) for p in found]
-
-
-def checksum(path: Path, algorithm: str = "SHA-256") -> str:
-    """The lower-case hex digest of a file with one of :data:`HASH_ALGORITHMS`.
-
-    Example:
-        >>> checksum(Path("prices.csv"), "MD5")  # doctest: +SKIP
-        '3ee0d8617ac041793154713e5ef8f319'
-    """
-    digest = hashlib.new(HASH_ALGORITHMS[algorithm])
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def evaluate_file_rule(
-    rule: Rule, con: duckdb.DuckDBPyConnection | None, *, now: dt.datetime
+    rule: Rule,
+    con: duckdb.DuckDBPyConnection | None,
+    *,
+    now: dt.datetime,
+    s3: S3Settings | None = None,
 ) -> LeafPlan:
     """Evaluate a file rule; the plan is already judged (``flag``) or a FAIL/ERROR (``fail``).
 
@@ -128,53 +111,64 @@ def evaluate_file_rule(
         con: the connection whose view ``"primary"`` the files are inferred from when the rule
             names no path (None: the rule must name one).
         now: the instant ``now()`` stands for.
+        s3: how ``s3://`` paths are read (the project's ``storage.s3``; None: AWS defaults).
+
+    Example:
+        >>> from dataflow.quality.dqdl import parse_rule
+        >>> evaluate_file_rule(parse_rule('FileSize "/no/dir" > 1 B'), None, now=NOW).message
+        'No files found at /no/dir'
     """
     try:
-        return _evaluate(rule, con, now)
-    except (QualityError, OSError, ValueError, zoneinfo.ZoneInfoNotFoundError) as exc:
+        return _evaluate(rule, con, now, FileAccess(s3))
+    except (
+        QualityError,
+        StorageError,
+        ConfigError,
+        OSError,
+        ValueError,
+        zoneinfo.ZoneInfoNotFoundError,
+    ) as exc:
         return _error(rule, str(exc) or type(exc).__name__)
 
 
 # --- finding the files ---------------------------------------------------------------------------
 
 
-def _info(path: Path) -> FileInfo:
-    stat = path.stat()
-    return FileInfo(path, stat.st_size, dt.datetime.fromtimestamp(stat.st_mtime, dt.UTC))
+def _location(text: str) -> str:
+    """A rule's path: an ``s3://`` URI (``s3a://`` read as ``s3://``) or a local path."""
+    if is_s3(text):
+        return "s3://" + text.split("://", 1)[1]
+    return text.removeprefix("file://")
 
 
-def _local(text: str) -> Path:
-    if text.startswith("s3://") or text.startswith("s3a://"):
-        raise QualityError(
-            f"{text}: Dataflow evaluates file rules on local files only — give a local path, "
-            "or no path to check the files the dataset was read from"
-        )
-    return Path(text.removeprefix("file://"))
-
-
-def _inferred(con: duckdb.DuckDBPyConnection | None) -> list[FileInfo]:
-    """The local files the view ``"primary"`` reads (the literals of its read_* call)."""
+def _inferred(con: duckdb.DuckDBPyConnection | None, files: FileAccess) -> list[FileInfo]:
+    """The files the view ``"primary"`` reads (the literals of its read_* call)."""
     sql = ""
     if con is not None:
         rows = con.execute(
             "SELECT sql FROM duckdb_views() WHERE view_name = 'primary' AND NOT internal"
         ).fetchall()
         sql = str(rows[0][0]) if rows and rows[0][0] else ""
-    found: dict[Path, None] = {}
+    found: dict[str, FileInfo] = {}
     for match in _LITERAL.finditer(sql):
         literal = match.group(1).replace("''", "'")
         if "/" not in literal and not Path(literal).suffix:
             continue  # option values and names, not paths
-        if any(c in literal for c in "*?["):
-            found.update((Path(p), None) for p in sorted(glob.glob(literal, recursive=True)))
+        if is_s3(literal) or any(c in literal for c in "*?["):
+            listed = (
+                files.glob(_location(literal))
+                if any(c in literal for c in "*?[")
+                else files.files(_location(literal))
+            )
+            found.update((f.path, f) for f in listed)
         elif Path(literal).is_file():
-            found[Path(literal)] = None
+            found[literal] = local_file(Path(literal))
     if not found:
         raise QualityError(
-            "cannot tell which files this dataset was read from (it is not read from local "
-            'files): give the path in the rule, e.g. FileSize "data/prices/" > 1 KB'
+            "cannot tell which files this dataset was read from (it is not read from files): "
+            'give the path in the rule, e.g. FileSize "data/prices/" > 1 KB'
         )
-    return [_info(p) for p in found if p.is_file()]
+    return list(found.values())
 
 
 def _tag(rule: Rule, name: str) -> Operand | None:
@@ -207,26 +201,30 @@ def _select(rule: Rule, files: list[FileInfo]) -> list[FileInfo]:
     pattern = _tag_text(rule, "uriRegex")
     if pattern is not None:
         regex = re.compile(pattern)
-        files = [f for f in files if regex.search(f.path.as_posix())]
+        files = [f for f in files if regex.search(f.path)]
     return sorted(files, key=lambda f: f.path)
 
 
-def _files(rule: Rule, con: duckdb.DuckDBPyConnection | None, index: int = 0) -> list[FileInfo]:
+def _files(
+    rule: Rule, con: duckdb.DuckDBPyConnection | None, files: FileAccess, index: int = 0
+) -> list[FileInfo]:
     if len(rule.args) > index:
-        return _select(rule, list_files(_local(rule.args[index])))
-    return _select(rule, _inferred(con))
+        return _select(rule, files.files(_location(rule.args[index])))
+    return _select(rule, _inferred(con, files))
 
 
 # --- the rules -----------------------------------------------------------------------------------
 
 
-def _evaluate(rule: Rule, con: duckdb.DuckDBPyConnection | None, now: dt.datetime) -> LeafPlan:
+def _evaluate(
+    rule: Rule, con: duckdb.DuckDBPyConnection | None, now: dt.datetime, access: FileAccess
+) -> LeafPlan:
     kind = rule.rule_type
     if kind == "FileMatch" and rule.condition is None:
-        return _match_paths(rule)
+        return _match_paths(rule, access)
     if rule.condition is None:
         raise QualityError(f"{kind} needs a condition")
-    files = _files(rule, con)
+    files = _files(rule, con, access)
     count: dict[str, str | float] = {"Dataset.*.FileCount": float(len(files))}
     if not files:
         where = rule.args[0] if rule.args else "the dataset's location"
@@ -243,9 +241,9 @@ def _evaluate(rule: Rule, con: duckdb.DuckDBPyConnection | None, now: dt.datetim
         count |= {"Dataset.*.MaximumFileSize": max(sizes), "Dataset.*.MinimumFileSize": min(sizes)}
         return _compliance(rule, passed, "FileSize", count)
     if kind == "FileMatch":
-        return _match_checksums(rule, files, count)
+        return _match_checksums(rule, files, count, access)
     if kind == "FileUniqueness":
-        return _uniqueness(rule, files, count, now)
+        return _uniqueness(rule, files, count, now, access)
     raise QualityError(f"rule type {kind} is not a file rule")
 
 
@@ -313,13 +311,13 @@ def _algorithm(rule: Rule) -> str:
 
 
 def _match_checksums(
-    rule: Rule, files: list[FileInfo], metrics: dict[str, str | float]
+    rule: Rule, files: list[FileInfo], metrics: dict[str, str | float], access: FileAccess
 ) -> LeafPlan:
     algorithm = _algorithm(rule)
     assert rule.condition is not None
     condition = _lower(rule.condition)
     wrong = [
-        f.path.name for f in files if not _string_check(checksum(f.path, algorithm), condition)
+        f.name for f in files if not _string_check(access.checksum(f.path, algorithm), condition)
     ]
     shown = ", ".join(wrong[:5]) + (", ..." if len(wrong) > 5 else "")
     message = f"{len(wrong)} of {len(files)} files do not match the {algorithm} checksums: {shown}"
@@ -360,22 +358,25 @@ def _string_check(value: str, condition: Condition) -> bool:
     raise QualityError(f"FileMatch takes checksums (= or in [...]), not {condition!r}")
 
 
-def _match_paths(rule: Rule) -> LeafPlan:
+def _match_paths(rule: Rule, access: FileAccess) -> LeafPlan:
     if len(rule.args) != 2:
         raise QualityError("FileMatch needs checksums (in [...]) or two paths to compare")
     algorithm = _algorithm(rule)
-    roots = [_local(a) for a in rule.args]
-    sides = [_select(rule, list_files(root)) for root in roots]
+    roots = [_location(a) for a in rule.args]
+    sides = [_select(rule, access.files(root)) for root in roots]
     metrics: dict[str, str | float] = {"Dataset.*.FileCount": float(len(sides[0]))}
     if not sides[0] or not sides[1]:
         empty = rule.args[0] if not sides[0] else rule.args[1]
         return LeafPlan(rule, "fail", metrics=metrics, message=f"No files found at {empty}")
-    if all(root.is_file() for root in roots):
-        same = checksum(sides[0][0].path, algorithm) == checksum(sides[1][0].path, algorithm)
+    singles = [access.is_file(root) for root in roots]
+    if all(singles):
+        same = access.checksum(sides[0][0].path, algorithm) == access.checksum(
+            sides[1][0].path, algorithm
+        )
         return _verdict(rule, same, f"{rule.args[0]} does not match {rule.args[1]}", metrics)
     left, right = (
-        {_relative(f.path, root): checksum(f.path, algorithm) for f in side}
-        for side, root in zip(sides, roots, strict=True)
+        {_relative(f, root, single): access.checksum(f.path, algorithm) for f in side}
+        for side, root, single in zip(sides, roots, singles, strict=True)
     )
     differ = sorted(
         name for name in left.keys() | right.keys() if left.get(name) != right.get(name)
@@ -385,15 +386,24 @@ def _match_paths(rule: Rule) -> LeafPlan:
     return _verdict(rule, not differ, message, metrics)
 
 
-def _relative(path: Path, root: Path) -> str:
-    return path.name if root.is_file() else path.relative_to(root).as_posix()
+def _relative(info: FileInfo, root: str, single: bool) -> str:
+    """The file's name under ``root`` (its name alone when ``root`` is the file itself)."""
+    if single:
+        return info.name
+    if is_s3(root):
+        return info.path[len(root.rstrip("/")) + 1 :]
+    return Path(info.path).relative_to(root).as_posix()
 
 
 def _uniqueness(
-    rule: Rule, files: list[FileInfo], metrics: dict[str, str | float], now: dt.datetime
+    rule: Rule,
+    files: list[FileInfo],
+    metrics: dict[str, str | float],
+    now: dt.datetime,
+    access: FileAccess,
 ) -> LeafPlan:
-    sums = [checksum(f.path) for f in files]
-    names = [f.path.name for f in files]
+    sums = [access.checksum(f.path) for f in files]
+    names = [f.name for f in files]
     by_name = (_tag_text(rule, "matchFileName") or "false").lower() == "true"
     unique = sum(
         1

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
@@ -36,6 +36,9 @@ from dataflow.quality.compile import LeafPlan, Schema, spark_sql
 from dataflow.quality.dqdl.ast import Rule
 from dataflow.quality.files import evaluate_file_rule
 from dataflow.query.views import quote_identifier
+
+if TYPE_CHECKING:
+    from dataflow.config import S3Settings
 
 __all__ = ["PRIMARY", "describe", "evaluate_special", "first_row"]
 
@@ -62,17 +65,19 @@ def evaluate_special(
     queries: list[str],
     *,
     now: dt.datetime | None = None,
+    s3: S3Settings | None = None,
 ) -> LeafPlan:
     """Evaluate a rule that needs its own query; failures to run are ERROR outcomes.
 
-    ``now`` is the instant FileFreshness measures from (default: the current time).
+    ``now`` is the instant FileFreshness measures from (default: the current time); ``s3``
+    says how file rules read ``s3://`` paths (None: the standard AWS sources).
     """
     kind = rule.rule_type
     try:
         if kind == "CustomSql":
             return _custom_sql(rule, con, rows, queries)
         if kind.startswith("File"):
-            return evaluate_file_rule(rule, con, now=now or dt.datetime.now(dt.UTC))
+            return evaluate_file_rule(rule, con, now=now or dt.datetime.now(dt.UTC), s3=s3)
         alias = _alias(rule)
         if alias.lower() not in {r.lower() for r in references}:
             return LeafPlan(rule, "fail", message=f"Reference dataset '{alias}' not found")

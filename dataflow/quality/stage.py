@@ -25,11 +25,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import datetime as dt
+
+    from pyiceberg.table import Table
 
     from dataflow.pipeline import RunContext, StageResult
     from dataflow.quality.audit import TableAudit
@@ -47,9 +50,13 @@ class QualityStage:
 
     Args:
         now: the instant rules measure time from (default: the current time).
+        tables: only these tables (names without namespace; default: every pending table).
+            ``dataflow transform --tables`` audits just what it wrote, so an earlier run's
+            blocked table does not fail it.
     """
 
     now: dt.datetime | None = None
+    tables: Sequence[str] | None = None
     name: str = field(default="quality", init=False)
 
     def run(self, ctx: RunContext) -> StageResult:
@@ -66,7 +73,7 @@ class QualityStage:
         keys = {m.target: m.key for m in discover_models(ctx.settings.project_dir).values()}
         audits: list[TableAudit] = []
         with DuckDBEngine() as engine:
-            for table in pending_tables(catalog, ctx.settings.catalog.namespace):
+            for table in _chosen(pending_tables(catalog, ctx.settings.catalog.namespace), self):
                 name = table.name()[-1]
                 audit = audit_table(
                     ctx.settings, ctx.db, table, run_id=ctx.run_id, engine=engine,
@@ -128,8 +135,13 @@ class QualityStage:
 
 @dataclass
 class PublishStage:
-    """Pipeline stage ``publish``: fast-forward ``main`` of every table the audit approved."""
+    """Pipeline stage ``publish``: fast-forward ``main`` of every table the audit approved.
 
+    Args:
+        tables: only these tables (default: every pending table), as :class:`QualityStage`.
+    """
+
+    tables: Sequence[str] | None = None
     name: str = field(default="publish", init=False)
 
     def run(self, ctx: RunContext) -> StageResult:
@@ -142,7 +154,7 @@ class PublishStage:
         catalog = open_catalog(ctx.settings)
         published: dict[str, int] = {}
         refused: dict[str, str] = {}
-        for table in pending_tables(catalog, ctx.settings.catalog.namespace):
+        for table in _chosen(pending_tables(catalog, ctx.settings.catalog.namespace), self):
             name = table.name()[-1]
             if approved_snapshot(table) is None:
                 refused[name] = "failed its quality gate (or was not audited)"
@@ -166,6 +178,14 @@ class PublishStage:
             message=message,
             details={"published": {n: str(s) for n, s in published.items()}, "refused": refused},
         )
+
+
+def _chosen(tables: list[Table], stage: QualityStage | PublishStage) -> list[Table]:
+    """The pending tables the stage was limited to (all when it was not)."""
+    if stage.tables is None:
+        return tables
+    wanted = set(stage.tables)
+    return [t for t in tables if t.name()[-1] in wanted]
 
 
 def _log(audit: TableAudit) -> None:

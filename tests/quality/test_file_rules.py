@@ -251,14 +251,6 @@ CASES: list[tuple[str, str, str, str | None, dict[str, float] | None]] = [
         "No files found at {missing}",
         {"Dataset.*.FileCount": 0.0},
     ),
-    (
-        "fr_s3_path",
-        'FileFreshness "s3://bucket/" > (now() - 1 days)',
-        "ERROR",
-        "s3://bucket/: Dataflow evaluates file rules on local files only — give a local path, "
-        "or no path to check the files the dataset was read from",
-        None,
-    ),
     ("fr_composite", '(FileSize "{data}" > 1 B) and (RowCount = 1)', "PASS", None, None),
     ("fr_composite_fail", '(FileUniqueness "{data}" = 1) or (RowCount = 2)', "FAIL", None, None),
 ]
