@@ -72,7 +72,8 @@ class ResultFormat(StrEnum):
     """How `dataflow query results` prints a stored result."""
 
     CSV = "csv"
-    """The result file as stored (Athena's CSV: every field quoted)."""
+    """Athena's CSV (every field quoted): a DML result file as stored; a DDL/UTILITY result
+    (stored as ``<id>.txt``) converted to the same shape."""
     JSON = "json"
     """A JSON array of row objects, typed by the result metadata."""
 
@@ -379,7 +380,7 @@ def results_command(
     from dataflow.errors import ConfigError
     from dataflow.query.config import query_config
     from dataflow.query.history import get_execution
-    from dataflow.query.output import read_results, result_key, typed_rows
+    from dataflow.query.output import read_results, result_csv, stored_result_key, typed_rows
     from dataflow.storage import open_store
 
     settings = settings_for(project)
@@ -390,9 +391,10 @@ def results_command(
             f"see `dataflow query show {execution.query_id}`"
         )
     store = open_store(settings)
-    key = result_key(query_config(settings).results_prefix, execution.query_id)
+    # DML results are <id>.csv, DDL/UTILITY results <id>.txt (Athena): the execution knows which.
+    key = stored_result_key(query_config(settings).results_prefix, execution)
     if output is ResultFormat.CSV:
-        sys.stdout.write(store.get_bytes(key).decode("utf-8"))
+        sys.stdout.write(result_csv(store, key).decode("utf-8"))
         return
     infos, rows = read_results(store, key)
     print_json(typed_rows(infos, rows))

@@ -12,8 +12,10 @@ update when it ends:
    anything (Athena stops such a query while it runs; deciding from the pruned file list is
    the same answer without the wasted scan).
 4. Run; the rows are written to ``results/<query_id>.csv`` (+ ``.csv.metadata``) in the
-   warehouse, Athena's result files; ``SUCCEEDED`` with the statistics. An error ends
-   ``FAILED`` with its Athena error name (``SYNTAX_ERROR``, ``TABLE_NOT_FOUND``, ...).
+   warehouse, Athena's result files — ``results/<query_id>.txt`` for DDL and UTILITY
+   statements (SHOW, DESCRIBE, EXPLAIN, CTAS), as Athena does; ``SUCCEEDED`` with the
+   statistics. An error ends ``FAILED`` with its Athena error name (``SYNTAX_ERROR``,
+   ``TABLE_NOT_FOUND``, ...).
 
 CTAS and UNLOAD (:mod:`dataflow.query.writes`) run their SELECT the same way and also write
 ``<query_id>-manifest.csv``, the list of files they wrote.
@@ -190,7 +192,9 @@ class QueryRunner:
             prefix = self.config.results_prefix
             from dataflow.query.output import write_manifest, write_results
 
-            key = write_results(self.store, prefix, execution.query_id, result)
+            key = write_results(
+                self.store, prefix, execution.query_id, result, statement_type=kind[0]
+            )
             if written is not None:
                 write_manifest(self.store, prefix, execution.query_id, written)
             execution.output_location = self.store.url_for(key)

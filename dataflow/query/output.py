@@ -1,5 +1,9 @@
 """Result files as Athena writes them: ``results/<query_id>.csv`` plus ``.csv.metadata``.
 
+A query's statement type decides the file, as in Athena: DML (SELECT, UNLOAD) writes
+``<query_id>.csv``; DDL (CTAS) and UTILITY statements (SHOW, DESCRIBE, EXPLAIN, ...) write
+``<query_id>.txt`` — no header row, fields separated by tabs (see :func:`txt_text`).
+
 Athena's CSV conventions (observed in real result files): a header row, every field
 double-quoted — header included — with quotes doubled inside; NULL is an empty, *unquoted*
 field (so it differs from the empty string ``""``); ``\\n`` line ends. Values are printed the way
@@ -28,7 +32,11 @@ from typing import TYPE_CHECKING, Any
 from dataflow.query.result import QueryResult, csv_value
 
 if TYPE_CHECKING:
+    from dataflow.query.history import QueryExecution
     from dataflow.storage.objectstore import ObjectStore
+
+TEXT_STATEMENT_TYPES = frozenset({"DDL", "UTILITY"})
+"""Statement types whose results are ``<query_id>.txt`` (Athena); the rest write ``.csv``."""
 
 _SIMPLE_TYPES = {
     "VARCHAR": "varchar",
@@ -172,22 +180,104 @@ def _quote(text: str) -> str:
     return '"' + text.replace('"', '""') + '"'
 
 
-def result_key(prefix: str, query_id: str) -> str:
+def result_suffix(statement_type: str | None) -> str:
+    """``txt`` for DDL and UTILITY statements, ``csv`` for the rest (DML), as Athena names them.
+
+    Example:
+        >>> result_suffix("DML"), result_suffix("UTILITY"), result_suffix("DDL")
+        ('csv', 'txt', 'txt')
+    """
+    return "txt" if (statement_type or "").upper() in TEXT_STATEMENT_TYPES else "csv"
+
+
+def result_key(prefix: str, query_id: str, statement_type: str | None = "DML") -> str:
     """The object key of a query's result file.
 
     Example:
-        >>> result_key("results", "abc")
-        'results/abc.csv'
+        >>> result_key("results", "abc"), result_key("results/", "abc", "UTILITY")
+        ('results/abc.csv', 'results/abc.txt')
     """
-    return f"{prefix.strip('/')}/{query_id}.csv"
+    return f"{prefix.strip('/')}/{query_id}.{result_suffix(statement_type)}"
 
 
-def write_results(store: ObjectStore, prefix: str, query_id: str, result: QueryResult) -> str:
-    """Write ``<prefix>/<query_id>.csv`` and its ``.csv.metadata``; return the CSV's key."""
-    key = result_key(prefix, query_id)
+def stored_result_key(prefix: str, execution: QueryExecution) -> str:
+    """The key of the result file an execution wrote.
+
+    Its ``OutputLocation`` says which file that is (``.csv`` or ``.txt``): an execution recorded
+    before DDL results were written as text keeps its ``.csv``. Without a location the
+    statement type decides.
+
+    Example:
+        >>> from dataflow.query.history import QueryExecution
+        >>> done = QueryExecution.new("SHOW TABLES", dialect="duckdb", workgroup="primary")
+        >>> done.statement_type = "UTILITY"
+        >>> stored_result_key("results", done).rsplit(".", 1)[1]
+        'txt'
+        >>> done.output_location = f"/w/results/{done.query_id}.csv"  # written before .txt
+        >>> stored_result_key("results", done).rsplit(".", 1)[1]
+        'csv'
+    """
+    location = execution.output_location or ""
+    for suffix in ("txt", "csv"):
+        if location.endswith(f"{execution.query_id}.{suffix}"):
+            return f"{prefix.strip('/')}/{execution.query_id}.{suffix}"
+    return result_key(prefix, execution.query_id, execution.statement_type)
+
+
+def txt_text(result: QueryResult) -> str:
+    """The result as a DDL/UTILITY ``.txt`` file: no header, tab-separated fields, ``\\n`` ends.
+
+    Values print as in the CSV; NULL is ``\\N`` and a backslash, tab or line end inside a value
+    is escaped (``\\\\``, ``\\t``, ``\\n``, Hive's text conventions), so a multi-line
+    ``EXPLAIN`` plan stays one row per line and reads back unchanged.
+
+    Example:
+        >>> txt_text(QueryResult(columns=["k", "v"], types=["VARCHAR", "VARCHAR"],
+        ...                      rows=[("a", None), ("b", "x\\ty")]))
+        'a\\t\\\\N\\nb\\tx\\\\ty\\n'
+    """
+    return "".join(
+        "\t".join(_txt_field(athena_value(value)) for value in row) + "\n" for row in result.rows
+    )
+
+
+def _txt_field(text: str | None) -> str:
+    if text is None:
+        return "\\N"
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+_TXT_ESCAPES = {"\\": "\\", "t": "\t", "n": "\n", "r": "\r"}
+
+
+def _txt_value(field_text: str) -> str | None:
+    if field_text == "\\N":
+        return None
+    return re.sub(r"\\(.)", lambda m: _TXT_ESCAPES.get(m.group(1), m.group(0)), field_text)
+
+
+def write_results(
+    store: ObjectStore,
+    prefix: str,
+    query_id: str,
+    result: QueryResult,
+    *,
+    statement_type: str | None = "DML",
+) -> str:
+    """Write a query's result file and its ``.metadata``; return the file's key.
+
+    DML results are ``<prefix>/<query_id>.csv`` (Athena's CSV), DDL and UTILITY results
+    ``<prefix>/<query_id>.txt`` (:func:`txt_text`).
+
+    Example:
+        >>> write_results(store, "results", "q1", result, statement_type="DDL")  # doctest: +SKIP
+        'results/q1.txt'
+    """
+    key = result_key(prefix, query_id, statement_type)
     metadata = {"ColumnInfo": column_info(result), "RowCount": result.row_count}
+    body = txt_text(result) if key.endswith(".txt") else csv_text(result)
     store.put_bytes(key + ".metadata", json.dumps(metadata, indent=2).encode(), overwrite=True)
-    store.put_bytes(key, csv_text(result).encode("utf-8"), overwrite=True)
+    store.put_bytes(key, body.encode("utf-8"), overwrite=True)
     return key
 
 
@@ -201,9 +291,19 @@ def write_manifest(store: ObjectStore, prefix: str, query_id: str, paths: list[s
 def read_results(
     store: ObjectStore, key: str
 ) -> tuple[list[dict[str, Any]], list[list[str | None]]]:
-    """The column infos and rows (text, None for NULL) of a result file written here."""
+    """The column infos and rows (text, None for NULL) of a result file written here.
+
+    Reads both kinds: Athena's CSV (``.csv``) and the DDL/UTILITY text file (``.txt``).
+    """
     metadata = json.loads(store.get_bytes(key + ".metadata"))
     text = store.get_bytes(key).decode("utf-8")
+    if key.endswith(".txt"):
+        lines = text.split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
+        return list(metadata["ColumnInfo"]), [
+            [_txt_value(part) for part in line.split("\t")] for line in lines
+        ]
     lines = text.split("\n")
     rows: list[list[str | None]] = []
     # csv cannot tell "" from an unquoted empty field: read the raw fields for NULLs.
@@ -216,6 +316,24 @@ def read_results(
             if field_text == "" and index < len(row):
                 row[index] = None
     return list(metadata["ColumnInfo"]), list(body)
+
+
+def result_csv(store: ObjectStore, key: str) -> bytes:
+    """A stored result as Athena's CSV (header row, every field quoted, NULL empty).
+
+    A ``.csv`` result is returned as stored; a DDL/UTILITY ``.txt`` result is converted, so
+    a CSV download has the same shape whatever the statement was.
+
+    Example:
+        >>> result_csv(store, "results/q1.txt")  # doctest: +SKIP
+        b'"name"\\n"quotes"\\n'
+    """
+    if not key.endswith(".txt"):
+        return store.get_bytes(key)
+    infos, rows = read_results(store, key)
+    lines = [",".join(_quote(str(info["Name"])) for info in infos)]
+    lines += [",".join("" if v is None else _quote(v) for v in row) for row in rows]
+    return ("\n".join(lines) + "\n").encode("utf-8")
 
 
 def _raw_fields(lines: list[str]) -> list[list[str]]:
@@ -262,12 +380,17 @@ def _typed(kind: str, value: str | None) -> Any:
 
 
 __all__ = [
+    "TEXT_STATEMENT_TYPES",
     "athena_type",
     "athena_value",
     "column_info",
     "csv_text",
     "read_results",
+    "result_csv",
     "result_key",
+    "result_suffix",
+    "stored_result_key",
+    "txt_text",
     "typed_rows",
     "write_manifest",
     "write_results",

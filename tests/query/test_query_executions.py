@@ -113,6 +113,21 @@ def test_a_failed_query_is_recorded_with_its_error(qs_runner: QueryRunner) -> No
     assert latest.output_location is None
 
 
+def test_utility_results_are_text_files_like_athena(qs_runner: QueryRunner) -> None:
+    """SHOW/DESCRIBE answer ``<id>.txt`` (no header, tab-separated); SELECTs ``<id>.csv``."""
+    execution = qs_runner.run("DESCRIBE market.time_series").execution
+    assert execution.statement_type == "UTILITY"
+    key = f"results/{execution.query_id}.txt"
+    assert execution.output_location.endswith(key)
+    assert not qs_runner.store.exists(f"results/{execution.query_id}.csv")
+    lines = qs_runner.store.get_bytes(key).decode().splitlines()
+    assert lines[0].split("\t")[:2] == ["symbol", "VARCHAR"]
+    _infos, rows = read_results(qs_runner.store, key)
+    assert [row[0] for row in rows][:2] == ["symbol", "interval"]
+    select = qs_runner.run("SELECT 1 AS one").execution
+    assert select.output_location.endswith(f"results/{select.query_id}.csv")
+
+
 def test_partition_and_timestamp_filters_prune_files(qs_runner: QueryRunner) -> None:
     start, end = _month_bounds(qs_runner)
     whole = qs_runner.dry_run("SELECT count(*) FROM time_series")

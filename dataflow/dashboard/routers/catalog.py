@@ -1,14 +1,15 @@
-"""``/api/catalog``: databases, tables, and a table's versions, partitions and snapshots.
+"""``/api/catalog``: databases, tables, and a table's versions, partitions, snapshots, samples.
 
 Tables are described as the Glue Data Catalog describes them (:mod:`dataflow.catalog.tables`);
-an unknown table answers 404.
+an unknown table answers 404. Sample rows are read through the query layer's read-only
+:class:`~dataflow.query.QuerySession` — no execution is recorded in the query history.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 
 from dataflow.catalog.tables import DataCatalog
 from dataflow.dashboard.deps import DbDep, SettingsDep
@@ -41,7 +42,7 @@ def tables(catalog: CatalogDep, database: str | None = None) -> list[dict[str, A
 @router.get("/tables/{database}/{table}", summary="One table", responses=_NOT_FOUND)
 def show(database: str, table: str, catalog: CatalogDep) -> dict[str, Any]:
     """Columns, partition keys, location, parameters; partitions (external) or snapshots."""
-    return catalog.show(database, table).as_dict()
+    return _ids_as_text(catalog.show(database, table).as_dict())
 
 
 @router.get("/tables/{database}/{table}/versions", summary="Schema versions", responses=_NOT_FOUND)
@@ -62,8 +63,62 @@ def partitions(database: str, table: str, catalog: CatalogDep) -> list[dict[str,
     responses={**_NOT_FOUND, 400: {"description": "An external table (no snapshots)"}},
 )
 def snapshots(database: str, table: str, catalog: CatalogDep) -> list[dict[str, Any]]:
-    """Snapshots of an Iceberg table, oldest first."""
-    return catalog.snapshots(database, table)
+    """Snapshots of an Iceberg table, oldest first (ids as strings, see :func:`_ids_as_text`)."""
+    return [_ids_as_text(snapshot) for snapshot in catalog.snapshots(database, table)]
+
+
+@router.get("/tables/{database}/{table}/sample", summary="Sample rows", responses=_NOT_FOUND)
+def sample(
+    database: str,
+    table: str,
+    catalog: CatalogDep,
+    settings: SettingsDep,
+    db: DbDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 20,
+) -> dict[str, Any]:
+    """The first ``limit`` rows of a table (current snapshot), with column names and types.
+
+    Read with the query layer's read-only session, not as an execution: browsing the catalog
+    leaves no entries in the query history.
+    """
+    from dataflow.query import QuerySession
+
+    found = catalog.show(database, table)  # 404 for an unknown table
+    name = f"{_quoted(found.database)}.{_quoted(found.name)}"
+    with QuerySession(settings, db) as session:
+        result = session.execute(f"SELECT * FROM {name} LIMIT {limit}", max_rows=limit)
+    return {
+        "database": found.database,
+        "table": found.name,
+        "columns": [
+            {"name": key, "type": kind}
+            for key, kind in zip(result.json_keys(), result.types, strict=True)
+        ],
+        "rows": result.to_json_rows(),
+        "limit": limit,
+    }
+
+
+_ID_FIELDS = ("snapshot_id", "parent_id", "current_snapshot_id")
+
+
+def _ids_as_text(item: dict[str, Any]) -> dict[str, Any]:
+    """Snapshot ids as strings: 64-bit ids lose digits in JavaScript's numbers (as the query
+    API's ``Snapshots`` already gives them).
+
+    Example:
+        >>> _ids_as_text({"snapshot_id": 8707752063369904728, "parent_id": None})
+        {'snapshot_id': '8707752063369904728', 'parent_id': None}
+    """
+    return {
+        key: str(value) if key in _ID_FIELDS and isinstance(value, int) else value
+        for key, value in item.items()
+    }
+
+
+def _quoted(identifier: str) -> str:
+    """A DuckDB quoted identifier (the names come from the catalog, quoted all the same)."""
+    return '"' + identifier.replace('"', '""') + '"'
 
 
 __all__ = ["get_catalog", "router"]

@@ -1,10 +1,15 @@
 """``/api/queries``: run SQL over the catalog as Athena executions; history and results.
+``/api/named-queries``: the project's saved queries (``queries/<name>.sql``).
 
 ``POST /api/queries`` runs the query to the end before it answers (our queries take
 milliseconds, so there is no polling): the answer is the execution, shaped like Athena's
 ``QueryExecution`` (``QueryExecutionId``, ``Status.State``, ``Statistics``). A query that fails
 answers 400 with its Athena error (``{"error": "SYNTAX_ERROR: line 1:8: ..."}``) and stays in
 the history as FAILED.
+
+Results are stored as Athena stores them — ``<id>.csv`` for DML, ``<id>.txt`` for DDL and
+UTILITY statements — and served the same way whatever the file: ``?format=json`` as typed rows,
+``?format=csv`` as an Athena CSV download named ``<id>.csv``.
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ if TYPE_CHECKING:
     from dataflow.metadata.db import MetadataDB
     from dataflow.query.history import QueryExecution
 
-router = APIRouter(prefix="/api/queries", tags=["queries"])
+queries_router = APIRouter(prefix="/api/queries", tags=["queries"])
+named_router = APIRouter(prefix="/api/named-queries", tags=["named queries"])
 
 
 class QueryRequest(BaseModel):
@@ -38,7 +44,7 @@ class QueryRequest(BaseModel):
     as_of: str | None = Field(None, description="Time travel: a timestamp or a snapshot id.")
 
 
-@router.post(
+@queries_router.post(
     "",
     summary="Run a query",
     dependencies=[Depends(require_json)],
@@ -59,7 +65,7 @@ def run_query(body: QueryRequest, settings: SettingsDep, db: DbDep) -> dict[str,
     return outcome.execution.to_json()
 
 
-@router.post(
+@queries_router.post(
     "/dry-run", summary="Plan a query without running it", dependencies=[Depends(require_json)]
 )
 def dry_run(body: QueryRequest, settings: SettingsDep, db: DbDep) -> dict[str, Any]:
@@ -71,7 +77,7 @@ def dry_run(body: QueryRequest, settings: SettingsDep, db: DbDep) -> dict[str, A
     return plan.describe()
 
 
-@router.get("", summary="Query history")
+@queries_router.get("", summary="Query history")
 def history(
     db: DbDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
@@ -83,13 +89,30 @@ def history(
     return [e.to_json() for e in list_executions(db, limit=limit, workgroup=workgroup)]
 
 
-@router.get("/{query_id}", summary="One execution", responses={404: {"description": "No such id"}})
+@queries_router.get("/workgroups", summary="Workgroups")
+def workgroups(settings: SettingsDep) -> dict[str, Any]:
+    """The configured workgroups with their bytes-scanned cutoff, and the default one."""
+    from dataflow.query.config import query_config
+
+    config = query_config(settings)
+    return {
+        "default": config.default_workgroup,
+        "workgroups": [
+            {"name": g.name, "bytes_scanned_cutoff_per_query": g.bytes_scanned_cutoff_per_query}
+            for g in sorted(config.workgroups.values(), key=lambda g: g.name)
+        ],
+    }
+
+
+@queries_router.get(
+    "/{query_id}", summary="One execution", responses={404: {"description": "No such id"}}
+)
 def get_query(query_id: str, db: DbDep) -> dict[str, Any]:
     """An execution by id (or by a unique prefix of at least 8 characters)."""
     return _execution(db, query_id).to_json()
 
 
-@router.get(
+@queries_router.get(
     "/{query_id}/results",
     summary="The results of an execution",
     responses={
@@ -104,19 +127,19 @@ def results(
     db: DbDep,
     output: Annotated[Literal["csv", "json"], Query(alias="format")] = "json",
 ) -> Any:
-    """The stored result file: Athena's CSV as written, or JSON columns and typed rows."""
+    """The stored result: Athena's CSV (a download), or JSON columns and typed rows."""
     from dataflow.query.config import query_config
-    from dataflow.query.output import read_results, result_key, typed_rows
+    from dataflow.query.output import read_results, result_csv, stored_result_key, typed_rows
     from dataflow.storage import open_store
 
     execution = _execution(db, query_id)
     if execution.output_location is None:
         raise ConfigError(f"query {execution.query_id} is {execution.state} and has no results")
     store = open_store(settings)
-    key = result_key(query_config(settings).results_prefix, execution.query_id)
+    key = stored_result_key(query_config(settings).results_prefix, execution)
     if output == "csv":
         return Response(
-            store.get_bytes(key),
+            result_csv(store, key),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{execution.query_id}.csv"'},
         )
@@ -137,4 +160,61 @@ def _execution(db: MetadataDB, query_id: str) -> QueryExecution:
         raise HTTPException(status_code=404, detail=str(exc)) from None
 
 
-__all__ = ["QueryRequest", "router"]
+class NamedQueryRequest(BaseModel):
+    """A query to save under a name."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(..., min_length=1, max_length=128, description="Letters, digits, _ . -")
+    sql: str = Field(..., min_length=1, description="The SQL (one statement).")
+    overwrite: bool = Field(False, description="Replace a saved query of that name.")
+
+
+@named_router.get("", summary="Saved queries")
+def named_queries(settings: SettingsDep) -> list[dict[str, str]]:
+    """Every named query of the project (``queries/*.sql``), by name."""
+    from dataflow.query.named import list_named
+
+    return [{"name": q.name, "sql": q.sql} for q in list_named(settings)]
+
+
+@named_router.get("/{name}", summary="One saved query", responses={404: {"description": "None"}})
+def named_query(name: str, settings: SettingsDep) -> dict[str, str]:
+    """The named query ``name``."""
+    from dataflow.query.named import check_name, list_named
+
+    check_name(name)
+    for query in list_named(settings):
+        if query.name == name:
+            return {"name": query.name, "sql": query.sql}
+    raise HTTPException(status_code=404, detail=f"no named query {name!r}")
+
+
+@named_router.post(
+    "",
+    summary="Save a query",
+    status_code=201,
+    dependencies=[Depends(require_json)],
+    responses={409: {"description": "A query of that name exists (send overwrite: true)"}},
+)
+def save_named_query(body: NamedQueryRequest, settings: SettingsDep) -> dict[str, str]:
+    """Save SQL as ``queries/<name>.sql`` (Athena's ``CreateNamedQuery``)."""
+    from dataflow.query.config import query_config
+    from dataflow.query.named import check_name, save_named
+
+    path = query_config(settings).queries_path(settings) / f"{check_name(body.name)}.sql"
+    if path.exists() and not body.overwrite:
+        raise HTTPException(
+            status_code=409,
+            detail=f'named query {body.name!r} exists — send "overwrite": true to replace it',
+        )
+    saved = save_named(settings, body.name, body.sql, overwrite=body.overwrite)
+    return {"name": saved.name, "sql": saved.sql}
+
+
+# The app includes one router per module: both prefixes, queries and named queries, go in it.
+router = APIRouter()
+router.include_router(queries_router)
+router.include_router(named_router)
+
+__all__ = ["NamedQueryRequest", "QueryRequest", "named_router", "queries_router", "router"]
