@@ -64,8 +64,11 @@ def validate_command(
     output: FormatOption = OutputFormat.TABLE,
     debug: DebugOption = False,  # noqa: ARG001 (read by handle_errors)
 ) -> None:
-    """Check dashboards: schema, parameters, and each visual's SQL and field mappings against
-    the catalog (with the default values). Exit 0 when valid, 2 with one line per problem."""
+    """Check dashboards: schema, parameters, each visual's SQL and field mappings.
+
+    The SQL runs against the catalog with the parameters' default values. Exit 0 when valid,
+    2 with one line per problem.
+    """
     from dataflow.dashboard.checks import targets, validate_file
     from dataflow.dashboard.visuals import DashboardRunner
 
@@ -95,8 +98,10 @@ def export_command(
     project: ProjectOption = None,
     debug: DebugOption = False,  # noqa: ARG001 (read by handle_errors)
 ) -> None:
-    """Write a self-contained static HTML snapshot of a dashboard, with its data (no server
-    needed: open it from disk)."""
+    """Write a self-contained HTML snapshot of a dashboard, with its data.
+
+    No server needed: open the file from disk, or share it.
+    """
     from dataflow.dashboard.export import write_export
 
     result = write_export(settings_for(project), name, html, parse_control_values(param or []))

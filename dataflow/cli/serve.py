@@ -1,8 +1,9 @@
-"""`dataflow serve`: the HTTP API (and later the dashboards) of a project, with uvicorn.
+"""`dataflow serve`: the web app (dashboards and pages) and the HTTP API of a project, with uvicorn.
 
 Safety: the server binds to 127.0.0.1 unless told otherwise. Bound to any address other than a
 loopback one (127.0.0.0/8, ``::1``, ``localhost``) it refuses to start without a token; with a
-token, every ``/api`` route and ``/metrics`` needs ``Authorization: Bearer <token>``. Give the
+token, every ``/api`` route and ``/metrics`` needs ``Authorization: Bearer <token>``, and a
+browser signs in once on ``/login`` (an HttpOnly, SameSite=Strict session cookie). Give the
 token through the environment (``DATAFLOW_TOKEN``) rather than ``--token``: command lines are
 visible to every user of the machine in ``ps``. The token is never printed or logged. POST
 routes accept JSON bodies only, so a page on another site cannot post a form to them (CSRF).
@@ -64,7 +65,8 @@ def serve(
     ] = None,
     project: ProjectOption = None,
 ) -> None:
-    """Serve the HTTP API: SQL queries, catalog, runs, metrics, alarms, /metrics, /docs."""
+    """Serve the web app (Market dashboard, pipeline, data quality, catalog, SQL editor,
+    monitoring) and the HTTP API (/docs), with Prometheus /metrics."""
     from dataflow.errors import ConfigError
 
     token = token or None  # an empty DATAFLOW_TOKEN is no token
@@ -82,13 +84,15 @@ def serve(
     shown = f"[{host}]" if ":" in host else host
     where = f"http://{shown}:{port}" if port else f"http://{shown} on a free port (below)"
     access = (
-        "token required (send 'Authorization: Bearer <token>' to /api and /metrics)"
+        "token required (browsers sign in at /login; API clients send "
+        "'Authorization: Bearer <token>' to /api and /metrics)"
         if token
         else "no token: reachable from this machine only"
     )
     # stderr, like uvicorn's own lines; never the token itself.
     print(
-        f"dataflow serve: project {settings.project_dir} at {where} — {access}; API docs at /docs",
+        f"dataflow serve: project {settings.project_dir} at {where} — {access}; "
+        "dashboards at /, API docs at /docs",
         file=sys.stderr,
         flush=True,
     )
