@@ -94,14 +94,8 @@ def table_statuses(
         >>> table_statuses(settings, db, ["market.time_series"])  # doctest: +SKIP
         {'market.time_series': TableStatus(table='market.time_series', freshness='fresh', ...)}
     """
-    from dataflow.monitor.default_alarms import configured_alarms
-
     now = now or dt.datetime.now(dt.UTC)
-    alarms = [
-        a
-        for a in configured_alarms(settings)
-        if a.metric.namespace == FRESHNESS_NAMESPACE and a.metric.name == FRESHNESS_METRIC
-    ]
+    alarms = freshness_alarms(settings)
     found: dict[str, TableStatus] = {}
     for table in sorted(set(tables)):
         database, _, name = table.partition(".")
@@ -110,32 +104,49 @@ def table_statuses(
     return found
 
 
-def stale_after(settings: Settings, table: str, alarms: list[AlarmSpec] | None = None) -> float:
-    """Seconds of lag past which ``table`` (a name in the default namespace) is stale.
+def freshness_threshold(
+    settings: Settings, table: str | None = None, alarms: list[AlarmSpec] | None = None
+) -> tuple[float, str]:
+    """The lag (seconds) past which ``table`` is stale, and where that number comes from.
+
+    The threshold of the enabled alarm that watches the table's ``Dataflow/Freshness
+    LagSeconds`` (a per-table alarm first, then the pipeline-level one — the default
+    ``dataflow-freshness``), else the default alarm's rule: twice the schedule period (2 days
+    unscheduled).
+
+    Args:
+        settings: the project's settings.
+        table: a table name in the default namespace (None: the pipeline-level threshold).
+        alarms: the freshness alarms, when the caller already has them (else read here).
 
     Example:
         >>> from dataflow.config import load_settings
-        >>> stale_after(load_settings("/nonexistent-project", env={}), "prices")
-        172800.0
+        >>> freshness_threshold(load_settings("/nonexistent-project", env={}), "prices")
+        (172800.0, 'alarm dataflow-freshness')
     """
-    from dataflow.monitor.default_alarms import (
-        UNSCHEDULED_FRESHNESS_PERIOD,
-        configured_alarms,
-        schedule_period,
-    )
+    from dataflow.monitor.default_alarms import UNSCHEDULED_FRESHNESS_PERIOD, schedule_period
 
-    if alarms is None:
-        alarms = [
-            a
-            for a in configured_alarms(settings)
-            if a.metric.namespace == FRESHNESS_NAMESPACE and a.metric.name == FRESHNESS_METRIC
-        ]
-    pipeline = {"pipeline": settings.name}
-    for wanted in ({**pipeline, "table": table}, pipeline):
-        for alarm in alarms:
-            if alarm.enabled and alarm.metric.dimensions == wanted:
-                return float(alarm.threshold)
-    return float(2 * (schedule_period(settings) or UNSCHEDULED_FRESHNESS_PERIOD))
+    watching = freshness_alarms(settings) if alarms is None else alarms
+    for wanted in (table, None):
+        for alarm in watching:
+            if (alarm.metric.dimensions or {}).get("table") == wanted:
+                return float(alarm.threshold), f"alarm {alarm.name}"
+    period = schedule_period(settings) or UNSCHEDULED_FRESHNESS_PERIOD
+    return float(2 * period), "twice the schedule period"
+
+
+def freshness_alarms(settings: Settings) -> list[AlarmSpec]:
+    """The project's enabled alarms on ``Dataflow/Freshness LagSeconds`` going above a value."""
+    from dataflow.monitor.default_alarms import configured_alarms
+
+    return [
+        alarm
+        for alarm in configured_alarms(settings)
+        if alarm.enabled
+        and alarm.metric.namespace == FRESHNESS_NAMESPACE
+        and alarm.metric.name == FRESHNESS_METRIC
+        and str(alarm.comparison_operator).startswith("GreaterThan")
+    ]
 
 
 def _freshness(
@@ -171,7 +182,7 @@ def _freshness(
     if measured.tzinfo is None:
         measured = measured.replace(tzinfo=dt.UTC)
     lag = float(row.value) + max(0.0, (now - measured).total_seconds())
-    threshold = stale_after(settings, name, alarms)
+    threshold, _source = freshness_threshold(settings, name, alarms)
     return {
         "freshness": "stale" if lag > threshold else "fresh",
         "lag_seconds": round(lag, 3),
@@ -201,4 +212,4 @@ def _quality(db: MetadataDB, table: str) -> dict[str, Any]:
     }
 
 
-__all__ = ["TableStatus", "stale_after", "table_statuses"]
+__all__ = ["TableStatus", "freshness_alarms", "freshness_threshold", "table_statuses"]

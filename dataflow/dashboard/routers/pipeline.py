@@ -29,7 +29,8 @@ def freshness(settings: SettingsDep) -> dict[str, Any]:
     """
     import datetime as dt
 
-    from dataflow.dashboard.data import freshness_threshold, table_freshness
+    from dataflow.dashboard.data import table_freshness
+    from dataflow.dashboard.status import freshness_threshold
 
     now = dt.datetime.now(dt.UTC)
     threshold, source = freshness_threshold(settings)

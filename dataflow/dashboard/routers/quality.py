@@ -27,7 +27,7 @@ def _dataset(settings: SettingsDep, table: str) -> str:
 @router.get("/rulesets", summary="Rulesets and their policies")
 def rulesets(settings: SettingsDep) -> list[dict[str, Any]]:
     """Each table's ruleset (``quality/<table>.dqdl`` or built-in), text, rule count, policy."""
-    from dataflow.dashboard.data import ruleset_listing
+    from dataflow.dashboard.quality_data import ruleset_listing
 
     return ruleset_listing(settings)
 
@@ -35,7 +35,7 @@ def rulesets(settings: SettingsDep) -> list[dict[str, Any]]:
 @router.get("/outcomes", summary="The latest evaluation of every table")
 def outcomes(db: DbDep) -> list[dict[str, Any]]:
     """Score, rule counts, PASS/FAIL and every rule's outcome with its EvaluationMessage."""
-    from dataflow.dashboard.data import latest_outcomes
+    from dataflow.dashboard.quality_data import latest_outcomes
 
     return latest_outcomes(db)
 
@@ -43,7 +43,7 @@ def outcomes(db: DbDep) -> list[dict[str, Any]]:
 @router.get("/quarantine", summary="Rows in the quarantine tables")
 def quarantine(settings: SettingsDep) -> list[dict[str, Any]]:
     """Rows in each ``<table>__quarantine``, in total and per run."""
-    from dataflow.dashboard.data import quarantine_counts
+    from dataflow.dashboard.quality_data import quarantine_counts
 
     return quarantine_counts(settings)
 
@@ -56,7 +56,7 @@ def history(
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
 ) -> list[dict[str, Any]]:
     """The fields of ``dataflow dq history --format json``, oldest first."""
-    from dataflow.dashboard.data import dq_history
+    from dataflow.dashboard.quality_data import dq_history
 
     return dq_history(db, _dataset(settings, table), limit=limit)
 
@@ -64,7 +64,7 @@ def history(
 @router.get("/metrics", summary="DQ metric keys of a table")
 def metric_keys(settings: SettingsDep, db: DbDep, table: TableQuery) -> list[str]:
     """Keys like ``Column.close.Completeness`` or ``Dataset.*.RowCount``, sorted."""
-    from dataflow.dashboard.data import dq_metric_keys
+    from dataflow.dashboard.quality_data import dq_metric_keys
 
     return dq_metric_keys(db, _dataset(settings, table))
 
@@ -78,7 +78,7 @@ def metric_series(
     limit: Annotated[int, Query(ge=1, le=10_000)] = 200,
 ) -> list[dict[str, Any]]:
     """``time``, ``value`` and ``result_id`` of the metric's last ``limit`` values, oldest first."""
-    from dataflow.dashboard.data import dq_metric_series
+    from dataflow.dashboard.quality_data import dq_metric_series
 
     return dq_metric_series(db, _dataset(settings, table), key, limit=limit)
 
