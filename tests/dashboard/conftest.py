@@ -10,11 +10,7 @@ request, and leaves a screenshot in ``test-artifacts/screenshots/`` when its tes
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,18 +18,9 @@ from typing import Any
 import pytest
 
 from dataflow.config import Settings, load_settings
+from dataflow.dashboard.live import LiveServer, chromium
 from dataflow.pipeline import RunOptions, run_pipeline
 
-CHROMIUM = os.environ.get("DATAFLOW_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-    "--no-first-run",
-]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 
 
@@ -52,34 +39,6 @@ def web_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return settings
 
 
-class LiveServer:
-    """A uvicorn server of one app on 127.0.0.1, in a daemon thread."""
-
-    def __init__(self, app: Any) -> None:
-        import uvicorn
-
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> LiveServer:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the test server did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-
-
 @pytest.fixture(scope="session")
 def live_server(web_settings: Settings) -> Iterator[str]:
     """The base URL of ``dataflow serve``'s app over ``web_settings`` (no token)."""
@@ -96,18 +55,13 @@ def browser() -> Iterator[Any]:
     Per module, not per session: while Playwright's sync API is open, the main thread counts
     as running an event loop, and every other test that calls ``asyncio.run`` would fail.
     """
-    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
-        pytest.fail(f"{CHROMIUM} is missing: run 'make system-deps' (installs Debian's chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        try:
+    try:
+        with chromium() as launched:
             yield launched
-        finally:
-            launched.close()
+    except RuntimeError as exc:
+        if "make system-deps" in str(exc):
+            pytest.fail(str(exc))
+        raise
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

@@ -13,7 +13,8 @@ from starlette.exceptions import StarletteDeprecationWarning
 from dataflow.config import Settings
 from dataflow.dashboard import create_app
 from dataflow.dashboard.auth import SESSION_COOKIE, session_value
-from tests.dashboard.conftest import LiveServer, expect_no_errors
+from dataflow.dashboard.live import LiveServer
+from tests.dashboard.conftest import expect_no_errors
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", StarletteDeprecationWarning)

@@ -12,10 +12,11 @@ import sqlalchemy as sa
 
 from dataflow.catalog.iceberg import load_table, open_catalog
 from dataflow.config import Settings
+from dataflow.dashboard.live import LiveServer
 from dataflow.metadata import open_metadata
 from dataflow.metadata.schema import dq_rule_results
 from dataflow.pipeline import RunResult
-from tests.dashboard.conftest import LiveServer, expect_no_errors
+from tests.dashboard.conftest import expect_no_errors
 from tests.dashboard.test_quality_api import FAILING_RULESET, make_failing_project
 
 
