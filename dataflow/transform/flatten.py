@@ -15,6 +15,8 @@ sits in the envelope text (a JSON path). The result, :class:`RawBatch`, is one A
 body holding that path and the envelope line itself. :func:`raw_relation` registers it with an
 engine and defines ``raw`` as a view (:data:`RAW_VIEW_SQL`) that explodes the record lists in
 SQL (``json_extract(..., '$[*]')`` + ``unnest``), so the engine parses and splits the records.
+A model that declares its record and meta fields gets them typed instead, each list parsed once
+(``json_transform``; see :func:`raw_select_sql`).
 
 Error envelopes (HTTP status ≥ 400 or an error body), non-JSON payloads and empty answers give no
 rows; they are counted in :class:`FlattenStats` for the run's metrics.
@@ -107,13 +109,64 @@ written here: snapshots, and lists under a key a JSON path cannot spell)."""
 BODIES = "_df_bodies"
 """The name :func:`raw_relation` registers the bodies under."""
 
-RAW_VIEW_SQL = f"""
-CREATE OR REPLACE TEMP VIEW raw AS
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def raw_select_sql(
+    source: str = BODIES,
+    *,
+    record_fields: Sequence[str] = (),
+    meta_fields: Sequence[str] = (),
+) -> str:
+    """The SELECT behind the view ``raw``: the record lists of the bodies in ``source`` exploded.
+
+    Without ``record_fields`` each row's ``record`` is the record's JSON text, which a model
+    parses again (``record ->> 'open'``). With them (a model's ``-- record:`` header) each
+    record list is parsed ONCE into typed rows, and ``raw`` has instead ``rec``: a STRUCT of
+    those fields as text (the value of ``record ->> 'field'``: NULL when absent or null, a
+    number's or a nested value's JSON text otherwise); ``meta_fields`` (``-- meta:``) likewise
+    adds ``meta_rec``, parsed once per body rather than once per record. The record's own
+    ``symbol`` is found the same way in both forms.
+
+    Example:
+        >>> "rec" in raw_select_sql(record_fields=["open"])
+        True
+    """
+    meta = ""
+    if meta_fields:
+        shape = json.dumps(dict.fromkeys(meta_fields, "VARCHAR")).replace("'", "''")
+        meta = f", json_transform(meta, '{shape}') AS meta_rec"
+    lists = "CAST(COALESCE(_inline, json_extract(_line, _path)) AS JSON)"
+    if record_fields:
+        # "symbol" is read as JSON, whatever the model declares, to apply the same rule.
+        shape = json.dumps([{**dict.fromkeys(record_fields, "VARCHAR"), "symbol": "JSON"}]).replace(
+            "'", "''"
+        )
+        explode = f"json_transform({lists}, '{shape}') AS _recs"
+        own_symbol = (
+            "CASE WHEN json_type(_r.symbol) = 'VARCHAR' AND (_r.symbol ->> '$') <> '' "
+            "AND NOT contains(_r.symbol ->> '$', ',') THEN _r.symbol ->> '$' END"
+        )
+        packed = ", ".join(
+            f"{_q(name)} := " + ("_r.symbol ->> '$'" if name == "symbol" else f"_r.{_q(name)}")
+            for name in record_fields
+        )
+        record = f"struct_pack({packed}) AS rec"
+    else:
+        explode = f"json_extract({lists}, '$[*]') AS _recs"
+        own_symbol = (
+            "CASE WHEN contains(CAST(_r AS VARCHAR), '\"symbol\"') "
+            "AND json_type(_r, '$.symbol') = 'VARCHAR' "
+            "AND (_r ->> '$.symbol') <> '' AND NOT contains(_r ->> '$.symbol', ',') "
+            "THEN _r ->> '$.symbol' END"
+        )
+        record = "CAST(_r AS VARCHAR) AS record"
+    return f"""
 WITH b AS (
-    SELECT
-        * EXCLUDE (_line, _path, _inline),
-        json_extract(CAST(COALESCE(_inline, json_extract(_line, _path)) AS JSON), '$[*]') AS _recs
-    FROM {BODIES}
+    SELECT * EXCLUDE (_line, _path, _inline), {explode}{meta}
+    FROM {source}
 ),
 u AS (
     SELECT * EXCLUDE (_recs), unnest(_recs) AS _r, generate_subscripts(_recs, 1) - 1 AS _i
@@ -127,20 +180,16 @@ SELECT
     _request_id,
     _received_at,
     endpoint,
-    COALESCE(
-        _answer_symbol,
-        CASE WHEN contains(CAST(_r AS VARCHAR), '"symbol"')
-            AND json_type(_r, '$.symbol') = 'VARCHAR'
-            AND (_r ->> '$.symbol') <> '' AND NOT contains(_r ->> '$.symbol', ',')
-            THEN _r ->> '$.symbol' END,
-        _fallback_symbol
-    ) AS symbol,
+    COALESCE(_answer_symbol, {own_symbol}, _fallback_symbol) AS symbol,
     params,
     meta,
-    CAST(_r AS VARCHAR) AS record,
-    _tz
+    {record},
+    _tz{", meta_rec" if meta_fields else ""}
 FROM u
 """
+
+
+RAW_VIEW_SQL = "CREATE OR REPLACE TEMP VIEW raw AS " + raw_select_sql()
 """The view ``raw`` (columns of :data:`RAW_SCHEMA`) over the bodies of one batch.
 
 A record's own ``symbol`` wins over the body's (catalogues list many symbols), except in a
@@ -503,8 +552,17 @@ def _records(body: Any) -> tuple[dict[str, Any], str | None, list[Any]]:
 
 
 @contextmanager
-def raw_relation(engine: Engine, batch: RawBatch) -> Iterator[None]:
-    """Make ``raw`` (the view :data:`RAW_VIEW_SQL`) queryable on ``engine`` for a ``with`` block.
+def raw_relation(
+    engine: Engine,
+    batch: RawBatch,
+    *,
+    record_fields: Sequence[str] = (),
+    meta_fields: Sequence[str] = (),
+) -> Iterator[None]:
+    """Make ``raw`` queryable on ``engine`` for a ``with`` block (see :func:`raw_select_sql`).
+
+    The bodies stay registered as :data:`BODIES` meanwhile (the quarantine reads the records
+    of rejected rows from them).
 
     Example:
         >>> with raw_relation(engine, batch):  # doctest: +SKIP
@@ -512,7 +570,8 @@ def raw_relation(engine: Engine, batch: RawBatch) -> Iterator[None]:
     """
     engine.register(BODIES, batch.bodies)
     try:
-        engine.sql(RAW_VIEW_SQL)
+        select = raw_select_sql(record_fields=record_fields, meta_fields=meta_fields)
+        engine.sql("CREATE OR REPLACE TEMP VIEW raw AS " + select)
         yield
     finally:
         engine.sql("DROP VIEW IF EXISTS raw")
@@ -520,6 +579,7 @@ def raw_relation(engine: Engine, batch: RawBatch) -> Iterator[None]:
 
 
 __all__ = [
+    "BODIES",
     "BODIES_SCHEMA",
     "RAW_SCHEMA",
     "RAW_VIEW_SQL",
@@ -530,4 +590,5 @@ __all__ = [
     "flatten_files",
     "plan_batches",
     "raw_relation",
+    "raw_select_sql",
 ]

@@ -7,6 +7,8 @@ A model is one SQL file (DuckDB dialect) whose leading ``--`` comment lines decl
     -- key: symbol, interval, ts            upsert key columns
     -- partition: interval, month(ts)       Iceberg partition spec (or "none")
     -- depends_on: stocks                   models that must run first (optional)
+    -- record: datetime, open, close        record fields read typed as rec.<field> (optional)
+    -- meta: interval, exchange             meta fields read typed as meta_rec.<field> (optional)
     -- description: OHLCV bars              one line for the catalog (optional)
     -- enabled: true                        false skips the model (optional)
     SELECT … FROM raw
@@ -16,6 +18,11 @@ record, ``meta`` and ``params`` as JSON text; a view the engine builds, see
 :mod:`dataflow.transform.flatten`) and must return the lineage columns ``_raw_key``,
 ``_raw_line``, ``_record_path``, ``_run_id``, ``_received_at``, plus ``_error``: NULL for a good
 row, else the reason the row goes to quarantine.
+
+A model that declares ``-- record:`` reads its records parsed once, as the STRUCT ``rec`` of
+those fields (text, as ``record ->> 'field'`` gives them), and ``raw`` then has no ``record``
+column; ``-- meta:`` adds ``meta_rec`` the same way (``meta`` stays). A hot model should:
+parsing each record's JSON text again in the model costs about a third of its run.
 
 Built-in models ship in ``dataflow/transform/models/``; a project's ``models/`` folder overrides
 one by using the same file name, or adds new ones.
@@ -44,6 +51,7 @@ ERROR_COLUMN = "_error"
 _HEADER_KEY = re.compile(r"[a-z_]+")
 HEADER_KEYS = frozenset(
     {"target", "sources", "key", "partition", "depends_on", "description", "enabled"}
+    | {"record", "meta"}
 )
 
 
@@ -62,6 +70,8 @@ class Model:
         sql: the SELECT (header included; comments are valid SQL).
         origin: the file it came from (``builtin:…`` for packaged models).
         enabled: false skips the model.
+        record_fields: record fields ``raw.rec`` holds (empty: ``raw.record`` is JSON text).
+        meta_fields: meta fields ``raw.meta_rec`` holds (empty: no ``meta_rec``).
     """
 
     name: str
@@ -74,6 +84,8 @@ class Model:
     sql: str
     origin: str
     enabled: bool = True
+    record_fields: tuple[str, ...] = ()
+    meta_fields: tuple[str, ...] = ()
 
 
 def _split(value: str) -> tuple[str, ...]:
@@ -130,6 +142,8 @@ def parse_model(name: str, text: str, *, origin: str) -> Model:
         sql=text,
         origin=origin,
         enabled=header.get("enabled", "true").lower() not in {"false", "no", "0"},
+        record_fields=_split(header.get("record", "")),
+        meta_fields=_split(header.get("meta", "")),
     )
 
 

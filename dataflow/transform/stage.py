@@ -200,7 +200,9 @@ class TransformStage:
         )
 
         raw, flat = flatten_files(ctx.store, batch)
-        with raw_relation(engine, raw):
+        with raw_relation(
+            engine, raw, record_fields=model.record_fields, meta_fields=model.meta_fields
+        ):
             output = engine.sql(model.sql)
             check_output(model, output)
             good, rejected = split_rows(model, output)

@@ -101,17 +101,23 @@ def split_rows(model: Model, rows: pa.Table) -> tuple[pa.Table, pa.Table]:
 def quarantine_rows(model: Model, rejected: pa.Table, engine: Engine, run_id: str) -> pa.Table:
     """Rejected rows in the quarantine table's shape, with the raw record they came from.
 
-    Runs while the batch's relation ``raw`` is defined (see ``raw_relation`` in
-    :mod:`dataflow.transform.flatten`).
+    Runs while the batch's bodies are registered (inside ``raw_relation`` of
+    :mod:`dataflow.transform.flatten`). The records are read as JSON text from the bodies that
+    hold a rejected row only (a model may read ``raw`` typed, without ``record``).
     """
+    from dataflow.transform.flatten import BODIES, raw_select_sql
+
     engine.register("_df_rejected", rejected)
     try:
         symbol = "q.symbol" if "symbol" in rejected.column_names else "r.symbol"
         table = engine.sql(
+            f"WITH _df_hit AS (SELECT * FROM {BODIES} b WHERE EXISTS (SELECT 1 FROM "
+            "_df_rejected q WHERE q._raw_key = b._raw_key AND q._raw_line = b._raw_line)), "
+            f"_df_raw AS ({raw_select_sql('_df_hit')}) "
             f"SELECT '{model.target}' AS table_name, q._error AS reason, r.record AS record, "
             f"CAST({symbol} AS VARCHAR) AS symbol, q._raw_key, CAST(q._raw_line AS INTEGER) "
             f"AS _raw_line, q._record_path, q._run_id, q._received_at, '{run_id}' AS "
-            "quarantine_run_id FROM _df_rejected q LEFT JOIN raw r ON "
+            "quarantine_run_id FROM _df_rejected q LEFT JOIN _df_raw r ON "
             "q._raw_key = r._raw_key AND q._raw_line = r._raw_line "
             "AND q._record_path = r._record_path"
         )

@@ -117,3 +117,32 @@ def test_upsert_rewrites_only_the_files_holding_replaced_keys(tmp_path: Path) ->
     assert by_key[("A", dt.datetime(2024, 2, 1, tzinfo=UTC))] == "k2"
     assert by_key[("B", dt.datetime(2024, 2, 1, tzinfo=UTC))] == "k1"
     assert sum(1 for key in by_key.values() if key == "k2") == 1
+
+
+def test_plan_tasks_prunes_as_plan_files_does(tmp_path: Path) -> None:
+    from pyiceberg.expressions import EqualTo, GreaterThanOrEqual
+
+    from dataflow.engines.duckdb.pruning import plan_tasks
+
+    cat = catalog(tmp_path)
+    cat.create_namespace("m")
+    first = bars(["A", "B"], [1, 2, 3], "1day", 1)
+    table = create_table(cat, "m", "bars", first.schema, partition="interval, month(ts)")
+    with DuckDBEngine() as engine:
+        engine.upsert(table, first, keys=["symbol", "interval", "ts"], snapshot_properties={})
+        engine.upsert(
+            table.refresh(), bars(["A"], [3, 4], "1h", 2), keys=["symbol", "interval", "ts"],
+            snapshot_properties={},
+        )  # fmt: skip
+    table = table.refresh()
+    head = table.current_snapshot().snapshot_id
+    filters = [
+        EqualTo("interval", "1h"),
+        GreaterThanOrEqual("ts", "2024-03-02T00:00:00+00:00"),
+        EqualTo("symbol", "B"),
+    ]
+    for row_filter in filters:
+        want = {t.file.file_path for t in table.scan(row_filter=row_filter).plan_files()}
+        got = {t.file.file_path for t in plan_tasks(table, row_filter, head)}
+        assert got == want
+        assert 0 < len(got) < 6

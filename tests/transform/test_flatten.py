@@ -86,3 +86,72 @@ def test_big_record_lists_are_counted_without_parsing_them_and_doubt_parses_all(
             "GROUP BY symbol ORDER BY symbol"
         ).to_pylist()
     assert counted == [{"symbol": s, "n": many, "paths": many} for s in "ABCD"]
+
+
+def test_typed_records_read_as_the_json_text_does(
+    tf_settings: Settings, tf_store: ObjectStore
+) -> None:
+    # A model declaring `-- record:` / `-- meta:` reads rec.<field> / meta_rec.<field>: the same
+    # rows, lineage and symbols as the JSON text path, each field the value of `->>`.
+    payloads = [
+        [{"symbol": "X", "v": 1}, 7, {"symbol": 5, "v": None}, {"symbol": "A,B", "v": [1, 2]}],
+        {'A"B': {"values": [{"v": 2}]}, "C": {"values": [{"v": {"n": 3}, "symbol": "Z"}]}},
+        {"meta": {"symbol": "M", "interval": "1h"}, "values": [{"v": "1.50"}, {"w": 1}]},
+        {"symbol": "Q", "v": 0.0000012, "status": "ok"},  # snapshot: written inline
+    ]
+    land(tf_store, "misc", payloads, received_at=T0, run_id="r1", params={"symbol": "P"})
+    batch, _ = flatten_files(tf_store, list_raw(tf_store, endpoint="misc"))
+    lineage = "_raw_key, _raw_line, _record_path, _run_id, _received_at, symbol, _tz"
+    order = "ORDER BY _raw_line, _record_path"
+    with DuckDBEngine() as engine:
+        with raw_relation(engine, batch):
+            text = engine.sql(
+                f"SELECT {lineage}, record ->> 'v' AS v, record ->> 'symbol' AS s, "
+                f"meta ->> 'interval' AS i FROM raw {order}"
+            ).to_pylist()
+        with raw_relation(engine, batch, record_fields=["v", "symbol"], meta_fields=["interval"]):
+            typed = engine.sql(
+                f"SELECT {lineage}, rec.v AS v, rec.symbol AS s, meta_rec.interval AS i "
+                f"FROM raw {order}"
+            ).to_pylist()
+            assert "record" not in engine.sql("SELECT * FROM raw LIMIT 0").column_names
+    assert len(typed) == len(text) == 9
+    for got, want in zip(typed, text, strict=True):
+        if got["v"] is not None and want["v"] is not None and got["v"] != want["v"]:
+            assert float(got["v"]) == float(want["v"])  # a JSON number's text may differ
+            got["v"] = want["v"]
+        assert got == want
+    assert [r["symbol"] for r in typed] == ["X", "P", "P", "P", 'A"B', "C", "M", "M", "Q"]
+
+
+def test_quarantine_reads_record_text_under_a_typed_model(
+    tf_settings: Settings, tf_store: ObjectStore
+) -> None:
+    from dataflow.transform.models import builtin_models
+    from dataflow.transform.writer import quarantine_rows, split_rows
+
+    model = builtin_models()["time_series"]
+    assert model.record_fields
+    assert model.meta_fields
+    bars = [
+        {"datetime": "2024-05-01 12:00:00", "open": "1", "close": "N/A"},
+        {"datetime": "2024-05-01 12:01:00", "open": "1", "close": "2"},
+    ]
+    land(
+        tf_store, "time_series", [{"meta": {"symbol": "S", "interval": "1min"}, "values": bars}],
+        received_at=T0, run_id="r1", params={"timezone": "UTC"},
+    )  # fmt: skip
+    batch, _ = flatten_files(tf_store, list_raw(tf_store, endpoint="time_series"))
+    with (
+        DuckDBEngine() as engine,
+        raw_relation(
+            engine, batch, record_fields=model.record_fields, meta_fields=model.meta_fields
+        ),
+    ):
+        good, rejected = split_rows(model, engine.sql(model.sql))
+        rows = quarantine_rows(model, rejected, engine, "r2").to_pylist()
+    assert good.num_rows == 1
+    (row,) = rows
+    assert row["reason"] == "close is not a number: N/A"
+    assert (row["_record_path"], row["symbol"]) == ("values[0]", "S")
+    assert json.loads(row["record"]) == bars[0]

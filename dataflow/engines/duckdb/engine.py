@@ -48,6 +48,7 @@ from dataflow.engines.duckdb.pruning import (
     file_bounds,
     is_ordered,
     is_text,
+    plan_tasks,
     prune_filter,
 )
 from dataflow.errors import ModelError
@@ -247,7 +248,7 @@ class DuckDBEngine:
             return 0
         gone = keys_rows.select(list(keys))
         prune = prune_filter(gone, keys, max_values=MAX_PLAN_VALUES)
-        planned = table.scan(row_filter=prune, snapshot_id=head.snapshot_id).plan_files()
+        planned = plan_tasks(table, prune, head.snapshot_id)
         match = " AND ".join(f"g.{_q(k)} IS NOT DISTINCT FROM e.{_q(k)}" for k in keys)
         whole = ArrowScan(table.metadata, table.io, table.schema(), AlwaysTrue())
         dropped: list[DataFile] = []
@@ -256,8 +257,9 @@ class DuckDBEngine:
         self.register("_df_gone", gone)
         try:
             for task in self._overlapping(table, planned, gone, keys):
-                self.register("_df_file", whole.to_table([task]))
-                total = self.sql("SELECT count(*) AS n FROM _df_file").column("n")[0].as_py()
+                found = whole.to_table([task])
+                total = found.num_rows
+                self.register("_df_file", found)
                 rest = self.sql(
                     "SELECT e.* FROM _df_file e "
                     f"WHERE NOT EXISTS (SELECT 1 FROM _df_gone g WHERE {match})"
@@ -312,7 +314,7 @@ class DuckDBEngine:
             # A coarse filter (few-valued text keys, ranges) lets pyiceberg prune partitions
             # cheaply; the per-series check of each file's bounds is one join (_overlapping).
             prune = prune_filter(incoming, keys, max_values=MAX_PLAN_VALUES)
-            planned = table.scan(row_filter=prune, snapshot_id=head.snapshot_id).plan_files()
+            planned = plan_tasks(table, prune, head.snapshot_id)
             tasks = self._overlapping(table, planned, incoming, keys)
             if tasks:
                 existing = self._existing(table, tasks, wanted, prune, keys)
@@ -354,8 +356,9 @@ class DuckDBEngine:
         dropped: list[DataFile] = []
         kept: list[pa.Table] = []
         for task in self._overlapping(table, tasks, replaced, keys):
-            self.register("_df_file", whole.to_table([task]))
-            rows_in_file = self.sql("SELECT count(*) AS n FROM _df_file").column("n")[0].as_py()
+            found = whole.to_table([task])
+            rows_in_file = found.num_rows
+            self.register("_df_file", found)
             rest = self.sql(
                 "SELECT e.* FROM _df_file e "
                 f"WHERE NOT EXISTS (SELECT 1 FROM _df_replaced r WHERE {not_replaced})"
@@ -386,14 +389,33 @@ class DuckDBEngine:
 
         The files are streamed through DuckDB's semi-join, so only the matching rows are ever
         held in memory (a file holds many series; a batch may share a key with few of them).
+        The key columns are read first: the lineage columns (long strings, the costlier part)
+        are read only when some key matches, and only from the files whose bounds can hold a
+        matching key (a first load, whose batches share no key, reads keys only).
         """
+        if len(wanted) > len(keys):
+            found = self._scan_matching(table, tasks, list(keys), prune, keys)
+            if not found.num_rows:
+                return found
+            tasks = self._overlapping(table, tasks, found, keys)
+        return self._scan_matching(table, tasks, wanted, prune, keys)
+
+    def _scan_matching(
+        self,
+        table: Table,
+        tasks: list[FileScanTask],
+        columns: Sequence[str],
+        prune: BooleanExpression,
+        keys: Sequence[str],
+    ) -> pa.Table:
+        """The ``columns`` of the rows of ``tasks`` whose key is in ``_df_in`` (streamed)."""
         from pyiceberg.io.pyarrow import ArrowScan
 
-        scan = ArrowScan(table.metadata, table.io, table.schema().select(*wanted), prune)
+        scan = ArrowScan(table.metadata, table.io, table.schema().select(*columns), prune)
         batches = iter(scan.to_record_batches(tasks))
         first = next(batches, None)
         if first is None:
-            return pa.table({})
+            return pa.table({k: pa.array([], pa.null()) for k in columns})
         reader = pa.RecordBatchReader.from_batches(first.schema, itertools.chain([first], batches))
         match = " AND ".join(f"i.{_q(k)} IS NOT DISTINCT FROM e.{_q(k)}" for k in keys)
         self._con.register("_df_scan", reader)

@@ -10,10 +10,10 @@ Python costs, which dominated a transform's write:
 
 * pyiceberg splits a batch by filtering it once per partition (O(partitions x rows)); here each
   row gets a partition *id* column-wise in Arrow (the dictionary indices of each partition
-  field, combined), and each partition is written from zero-copy slices of the batch when its
-  rows are contiguous;
-* otherwise the rows are reordered by one stable ``sort_indices`` of the ids and ``take``n a few
-  partitions at a time (:data:`WRITE_CHUNK_ROWS`), so the reordered copy stays small;
+  field, combined), and each partition is written from zero-copy slices of the batch: the
+  runs of its rows, concatenated in batch order (a ``take`` into partition order cost more than
+  the Parquet encoding on batches whose partitions are scattered, e.g. daily bars of many
+  series, and needed a bounded copy);
 * the files are written in pyiceberg's writer pool (pyarrow releases the GIL), and the schema
   conversion and the statistics plan are computed once per batch, not once per file.
 
@@ -27,15 +27,15 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from dataflow.engines.duckdb.pruning import is_text
 
-WRITE_CHUNK_ROWS = 200_000
-"""Rows reordered at a time when a batch's partitions are not contiguous (bounds the copy)."""
+MIN_RUN_ROWS = 4096
+"""Below this many rows per run on average, a partition's runs are copied into one chunk."""
 
 if TYPE_CHECKING:
     from pyiceberg.manifest import DataFile
@@ -131,62 +131,46 @@ def write_data_files(
     )
     rows = _file_rows(meta, rows)
     keys: dict[int, PartitionKey | None] = {0: None}
-    groups: Iterable[tuple[pa.Table, list[tuple[int, int, int]]]] = [
-        (rows, [(0, 0, rows.num_rows)])
-    ]
+    # Each file's rows: the (start, end) spans of the batch it is made of, in batch order.
+    parts: list[tuple[int, list[tuple[int, int]]]] = [(0, [(0, rows.num_rows)])]
     if not meta.spec().is_unpartitioned():
         ids, found = _partition_keys(meta, rows)
         keys = dict(found)
-        runs = _runs(ids)
-        # A partition in several runs: reorder the rows, a few partitions at a time.
-        groups = _partition_groups(rows, ids) if len(runs) > len(keys) else [(rows, runs)]
+        parts = _partition_spans(_runs(ids))
     plan = compute_statistics_plan(meta.schema(), meta.properties)
     mapping = parquet_path_to_id_mapping(meta.schema())
     counter = itertools.count(0)
+
+    def write(part: tuple[int, list[tuple[int, int]]]) -> list[DataFile]:
+        key, spans = part
+        # A partition is the concatenation of its runs' slices, in batch order: no reordering.
+        # Many short runs (daily bars of many series) are joined into one contiguous copy of
+        # just this partition, as Parquet encoding pays per chunk; long runs stay zero-copy.
+        data = pa.concat_tables([rows.slice(start, end - start) for start, end in spans])
+        if len(spans) > 1 and data.num_rows < MIN_RUN_ROWS * len(spans):
+            data = data.combine_chunks()
+        return [
+            _write_one(txn, meta, pa.Table.from_batches(batches, schema=data.schema),
+                       keys[key], commit_uuid, next(counter), plan, mapping)
+            for batches in bin_pack_arrow_table(data, target)
+        ]  # fmt: skip
+
     # pyiceberg's writer pool: pyarrow's Parquet writer releases the GIL.
     executor = ExecutorFactory.get_or_create()
-    written: list[DataFile] = []
-    for part_rows, spans in groups:
-
-        def write(span: tuple[int, int, int], data: pa.Table = part_rows) -> list[DataFile]:
-            part, start, end = span
-            return [
-                _write_one(txn, meta, pa.Table.from_batches(batches, schema=data.schema),
-                           keys[part], commit_uuid, next(counter), plan, mapping)
-                for batches in bin_pack_arrow_table(data.slice(start, end - start), target)
-            ]  # fmt: skip
-
-        written.extend(f for files in executor.map(write, spans) for f in files)
-    return written
+    return [f for files in executor.map(write, parts) for f in files]
 
 
-def _partition_groups(
-    rows: pa.Table, ids: pa.Array
-) -> Iterator[tuple[pa.Table, list[tuple[int, int, int]]]]:
-    """The rows of a few partitions at a time (about :data:`WRITE_CHUNK_ROWS`), ordered by
-    partition id, rows of a partition in batch order; with their runs of equal ids.
+def _partition_spans(runs: list[tuple[int, int, int]]) -> list[tuple[int, list[tuple[int, int]]]]:
+    """(partition id, its runs' (start, end) in batch order) for each partition, by first run.
 
-    Only one group's reordered copy exists at a time (a whole reordered batch measured up to
-    +40% peak RSS).
+    Example:
+        >>> _partition_spans([(7, 0, 2), (3, 2, 5), (7, 5, 6)])
+        [(7, [(0, 2), (5, 6)]), (3, [(2, 5)])]
     """
-    import pyarrow.compute as pc
-
-    counts = pc.value_counts(ids)
-    values, sizes = counts.field("values").to_pylist(), counts.field("counts").to_pylist()
-    ordered_sizes = sorted(zip(values, sizes, strict=True))
-    bounds: list[tuple[int, int]] = []
-    low, total = ordered_sizes[0][0], 0
-    for number, (part, size) in enumerate(ordered_sizes):
-        total += size
-        if total >= WRITE_CHUNK_ROWS or number + 1 == len(ordered_sizes):
-            bounds.append((low, part))
-            total = 0
-            if number + 1 < len(ordered_sizes):
-                low = ordered_sizes[number + 1][0]
-    for low, high in bounds:
-        wanted = pc.indices_nonzero(pc.and_(pc.greater_equal(ids, low), pc.less_equal(ids, high)))
-        wanted = wanted.take(pc.sort_indices(ids.take(wanted)))  # stable: batch order kept
-        yield rows.take(wanted), _runs(ids.take(wanted))
+    spans: dict[int, list[tuple[int, int]]] = {}
+    for part, start, end in runs:
+        spans.setdefault(part, []).append((start, end))
+    return list(spans.items())
 
 
 def _file_rows(meta: TableMetadata, rows: pa.Table) -> pa.Table:
@@ -202,8 +186,9 @@ def _file_rows(meta: TableMetadata, rows: pa.Table) -> pa.Table:
         rows.schema, name_mapping=schema.name_mapping, format_version=meta.format_version
     )
     downcast = Config().get_bool(DOWNCAST_NS_TIMESTAMP_TO_US_ON_WRITE) or False
-    batches = [
-        _to_requested_schema(
+
+    def convert(batch: pa.RecordBatch) -> pa.RecordBatch:
+        return _to_requested_schema(
             requested_schema=schema,
             file_schema=given,
             batch=batch,
@@ -211,11 +196,20 @@ def _file_rows(meta: TableMetadata, rows: pa.Table) -> pa.Table:
             include_field_ids=True,
             format_model=FileFormatFactory.get(FileFormat.PARQUET),
         )
-        for batch in rows.to_batches()
-    ]
-    if not batches:
+
+    chunks = rows.to_batches()
+    if not chunks:
         return rows
-    return pa.Table.from_batches(batches)
+    first = convert(chunks[0])
+    if first.schema.names == rows.schema.names and all(
+        first.column(i).type == column.type and not pa.types.is_nested(column.type)
+        for i, column in enumerate(chunks[0].columns)
+    ):
+        # Same columns, types and order, none nested: only the field ids (metadata) changed,
+        # the usual case. Relabel every chunk at once, zero-copy, rather than converting each
+        # (a batch arrives in hundreds of chunks). Nested fields take the per-chunk path.
+        return pa.Table.from_arrays(rows.columns, schema=first.schema)
+    return pa.Table.from_batches([first, *(convert(batch) for batch in chunks[1:])])
 
 
 def _write_one(

@@ -95,6 +95,33 @@ def prune_filter(
     return expr
 
 
+def plan_tasks(table: Table, row_filter: BooleanExpression, snapshot_id: int) -> list[FileScanTask]:
+    """``table.scan(row_filter=…, snapshot_id=…).plan_files()`` without the per-file residuals.
+
+    pyiceberg computes each planned file's *residual* filter (what is left to evaluate on its
+    rows) in Python, once per file; with the upsert's filter that cost more than reading the
+    manifests (~1 ms per file, ~3 s over a 5M-row first load). The engine never uses residuals:
+    it reads whole files or filters the rows itself. Files are pruned exactly as ``plan_files``
+    prunes them (partition summaries, partition values, column metrics). A snapshot with delete
+    files (never written by Dataflow) takes pyiceberg's own planning.
+
+    Example:
+        >>> head = table.current_snapshot().snapshot_id  # doctest: +SKIP
+        >>> tasks = plan_tasks(table, AlwaysTrue(), head)  # doctest: +SKIP
+    """
+    from pyiceberg.manifest import DataFileContent
+    from pyiceberg.table import FileScanTask
+
+    scan = table.scan(row_filter=row_filter, snapshot_id=snapshot_id)
+    entries = getattr(scan, "_plan_manifest_entries", None)
+    if entries is None:  # another pyiceberg: the public way
+        return list(scan.plan_files())
+    found = [entry for group in entries() for entry in group]
+    if any(entry.data_file.content != DataFileContent.DATA for entry in found):
+        return list(scan.plan_files())
+    return [FileScanTask(entry.data_file) for entry in found]
+
+
 def file_bounds(
     table: Table, tasks: Sequence[FileScanTask], rows: pa.Table, keys: Sequence[str]
 ) -> pa.Table | None:
@@ -138,5 +165,6 @@ __all__ = [
     "file_bounds",
     "is_ordered",
     "is_text",
+    "plan_tasks",
     "prune_filter",
 ]

@@ -2,6 +2,8 @@
 -- sources: time_series
 -- key: symbol, interval, ts
 -- partition: interval, month(ts)
+-- record: datetime, open, high, low, close, volume
+-- meta: interval, exchange, mic_code, currency, type, currency_base, currency_quote, exchange_timezone
 -- description: OHLCV bars per symbol and interval; ts is the bar's open time in UTC.
 --
 -- Why this partition spec: every query on bars picks one interval (mixing 1min and 1day bars
@@ -12,30 +14,21 @@
 -- Dates without a time (1day/1week/1month bars) are trading dates, not instants: they map to
 -- 00:00 UTC of that date whatever zone the request used, so one bar keeps one key. Intraday
 -- datetimes are localised in _tz (the request's or exchange's zone) and converted to UTC.
--- Each record and meta is parsed once (json_extract_string with a list of paths) rather than
--- once per field, as this model runs over millions of rows.
-WITH src AS (
+-- The record and meta fields are declared above, so raw gives them parsed once, typed
+-- (raw.rec, raw.meta_rec), rather than as JSON text parsed again here: this model runs over
+-- millions of rows.
+WITH v AS (
     SELECT
         *,
-        json_extract_string(record, ['$.datetime', '$.open', '$.high', '$.low', '$.close', '$.volume']) AS f,
-        json_extract_string(meta, [
-            '$.interval', '$.exchange', '$.mic_code', '$.currency', '$.type', '$.currency_base',
-            '$.currency_quote', '$.exchange_timezone'
-        ]) AS mf
+        rec.datetime AS s_datetime,
+        rec.open AS s_open,
+        rec.high AS s_high,
+        rec.low AS s_low,
+        rec.close AS s_close,
+        rec.volume AS s_volume,
+        COALESCE(meta_rec.interval, params ->> 'interval') AS s_interval,
+        TRY_CAST(rec.datetime AS TIMESTAMP) AS local_ts
     FROM raw
-),
-v AS (
-    SELECT
-        *,
-        f[1] AS s_datetime,
-        f[2] AS s_open,
-        f[3] AS s_high,
-        f[4] AS s_low,
-        f[5] AS s_close,
-        f[6] AS s_volume,
-        COALESCE(mf[1], params ->> 'interval') AS s_interval,
-        TRY_CAST(f[1] AS TIMESTAMP) AS local_ts
-    FROM src
 )
 SELECT
     CAST(symbol AS VARCHAR) AS symbol,
@@ -49,13 +42,13 @@ SELECT
     TRY_CAST(s_low AS DOUBLE) AS low,
     TRY_CAST(s_close AS DOUBLE) AS close,
     CAST(round(TRY_CAST(s_volume AS DOUBLE)) AS BIGINT) AS volume,
-    CAST(NULLIF(mf[2], '') AS VARCHAR) AS exchange,
-    CAST(NULLIF(mf[3], '') AS VARCHAR) AS mic_code,
-    CAST(NULLIF(mf[4], '') AS VARCHAR) AS currency,
-    CAST(NULLIF(mf[5], '') AS VARCHAR) AS instrument_type,
-    CAST(NULLIF(mf[6], '') AS VARCHAR) AS currency_base,
-    CAST(NULLIF(mf[7], '') AS VARCHAR) AS currency_quote,
-    CAST(NULLIF(mf[8], '') AS VARCHAR) AS exchange_timezone,
+    CAST(NULLIF(meta_rec.exchange, '') AS VARCHAR) AS exchange,
+    CAST(NULLIF(meta_rec.mic_code, '') AS VARCHAR) AS mic_code,
+    CAST(NULLIF(meta_rec.currency, '') AS VARCHAR) AS currency,
+    CAST(NULLIF(meta_rec.type, '') AS VARCHAR) AS instrument_type,
+    CAST(NULLIF(meta_rec.currency_base, '') AS VARCHAR) AS currency_base,
+    CAST(NULLIF(meta_rec.currency_quote, '') AS VARCHAR) AS currency_quote,
+    CAST(NULLIF(meta_rec.exchange_timezone, '') AS VARCHAR) AS exchange_timezone,
     NULLIF(concat_ws('; ',
         CASE WHEN symbol IS NULL THEN 'no symbol in the answer or request' END,
         CASE WHEN s_interval IS NULL THEN 'no interval' END,
