@@ -75,11 +75,14 @@ def transform(
     from dataflow.monitor.logs import configure_logging
     from dataflow.pipeline import RunOptions, run_pipeline
     from dataflow.transform.models import discover_models, select_models
+    from dataflow.transform.writer import QUARANTINE_TABLE
 
     settings = settings_for(project)
     chosen = [t.strip() for t in tables.split(",") if t.strip()] if tables else None
     # Bad names fail before a run.
     targets = [m.target for m in select_models(discover_models(settings.project_dir), chosen)]
+    # Rows that could not be parsed go to the shared parse-quarantine, on the same audit branch.
+    targets.append(QUARANTINE_TABLE)
     configure_logging(level=settings.logging.level, rich_console=console(stderr=True))
     stages = transform_stages(chosen, targets, full_refresh=full_refresh, gate=not no_gate)
     result = run_pipeline(settings, RunOptions(full_refresh=full_refresh), stages=stages)

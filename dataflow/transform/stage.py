@@ -91,6 +91,8 @@ class TransformStage:
         models = select_models(discover_models(ctx.settings.project_dir), self.tables)
         full_refresh = self.full_refresh or ctx.options.full_refresh
         catalog = open_catalog(ctx.settings)
+        if self.branch is not None:
+            self._start_quarantine_audit(catalog, namespace, self.branch)
         engine = get_engine(config.engine)
         stats: list[TableStats] = []
         try:
@@ -162,7 +164,7 @@ class TransformStage:
             return stats
         if full_refresh:
             consumed = set()
-            self._clear_quarantine(catalog, namespace, model.target)
+            self._clear_quarantine(catalog, namespace, model.target, self.branch)
         batches = plan_batches(pending, max_files=config.batch_files, max_bytes=config.batch_bytes)
         log.info(
             "table %s: %d new raw file(s) in %d batch(es)", model.target, len(pending), len(batches)
@@ -214,6 +216,7 @@ class TransformStage:
                     quarantine_rows(model, rejected, engine, ctx.run_id),
                     keys=QUARANTINE_KEY,
                     snapshot_properties={"dataflow.run_id": ctx.run_id},
+                    branch=self.branch,
                 )
         del raw  # the envelope texts: free them before the commit builds its copies
         table = ensure_table(catalog, namespace, model, good.schema)
@@ -234,16 +237,38 @@ class TransformStage:
         stats.commits += 1
 
     @staticmethod
-    def _clear_quarantine(catalog: Catalog, namespace: str, target: str) -> None:
+    def _start_quarantine_audit(catalog: Catalog, namespace: str, branch: str) -> None:
+        """Cut the parse-quarantine's audit branch afresh, once for all models of the run.
+
+        Its rows are written there like the tables' rows, so a gated run publishes them with
+        the rest (the table has no ruleset: it is approved) and a blocked run leaves ``main``
+        as it was.
+        """
+        from dataflow.catalog.iceberg import load_table
+        from dataflow.quality.gate import start_audit
+        from dataflow.transform.writer import QUARANTINE_TABLE
+
+        quarantine = load_table(catalog, namespace, QUARANTINE_TABLE)
+        if quarantine is not None and quarantine.metadata.snapshots:
+            start_audit(quarantine, branch)
+
+    @staticmethod
+    def _clear_quarantine(
+        catalog: Catalog, namespace: str, target: str, branch: str | None
+    ) -> None:
         from pyiceberg.expressions import EqualTo, Reference
         from pyiceberg.expressions.literals import literal
+        from pyiceberg.table.refs import MAIN_BRANCH
 
         from dataflow.catalog.iceberg import load_table
         from dataflow.transform.writer import QUARANTINE_TABLE
 
         quarantine = load_table(catalog, namespace, QUARANTINE_TABLE)
         if quarantine is not None and quarantine.current_snapshot() is not None:
-            quarantine.delete(EqualTo(term=Reference("table_name"), value=literal(target)))
+            quarantine.delete(
+                EqualTo(term=Reference("table_name"), value=literal(target)),
+                branch=branch or MAIN_BRANCH,
+            )
 
     @staticmethod
     def _record_metrics(ctx: RunContext, stats: TableStats) -> None:

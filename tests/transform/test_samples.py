@@ -6,8 +6,11 @@ import datetime as dt
 import json
 from pathlib import Path
 
+from dataflow.catalog.iceberg import open_catalog
 from dataflow.config import Settings
+from dataflow.pipeline import RunOptions, run_pipeline
 from dataflow.storage import ObjectStore
+from dataflow.transform import TransformStage
 
 from .conftest import SAMPLES, import_sample, read_table, transform
 
@@ -153,3 +156,40 @@ def test_snapshots_fx_and_errors(tf_settings: Settings, tf_store: ObjectStore) -
     assert {(r["symbol"], r["exchange"]) for r in stocks} == {
         ("AAPL", "NASDAQ"), ("AAPL", "Euronext"),
     }  # fmt: skip
+
+
+def test_gated_runs_keep_the_parse_quarantine_off_main_until_published(
+    tf_settings: Settings, tf_store: ObjectStore, tmp_path: Path
+) -> None:
+    """With the gate, quarantined rows (and a full refresh's clearing of them) are written on
+    the audit branch and reach readers only through publish, like the table's own rows."""
+    from dataflow.quality.stage import PublishStage, QualityStage
+
+    body = json.loads((SAMPLES / "time_series__intraday_1min_aapl.json").read_text())
+    body["values"][2]["close"] = "N/A"
+    bad = tmp_path / "aapl_na.json"
+    bad.write_text(json.dumps(body))
+    from dataflow.storage import import_responses
+
+    import_responses(tf_store, [bad], endpoint="time_series")
+    gated = TransformStage(tables=["time_series"], branch="audit")
+
+    run_pipeline(tf_settings, RunOptions(), stages=[gated])
+    catalog = open_catalog(tf_settings)
+    quarantine = catalog.load_table(("market", "quarantine"))
+    assert quarantine.current_snapshot() is None  # nothing on main before publish
+    assert quarantine.scan(snapshot_id=quarantine.metadata.refs["audit"].snapshot_id).count() == 1
+
+    run_pipeline(tf_settings, RunOptions(), stages=[QualityStage(), PublishStage()])
+    assert len(read_table(tf_settings, "quarantine")) == 1
+
+    # A gated full refresh clears and rewrites on the branch; main keeps its row meanwhile.
+    refresh = TransformStage(tables=["time_series"], branch="audit", full_refresh=True)
+    run_pipeline(tf_settings, RunOptions(full_refresh=True), stages=[refresh])
+    assert len(read_table(tf_settings, "quarantine")) == 1
+    main_before = open_catalog(tf_settings).load_table(("market", "quarantine"))
+    head = main_before.current_snapshot()
+    run_pipeline(tf_settings, RunOptions(), stages=[QualityStage(), PublishStage()])
+    after = open_catalog(tf_settings).load_table(("market", "quarantine"))
+    assert after.current_snapshot() != head  # the refreshed quarantine was published
+    assert len(read_table(tf_settings, "quarantine")) == 1
