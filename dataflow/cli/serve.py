@@ -80,7 +80,7 @@ def serve(
     from dataflow.dashboard import create_app
 
     settings = settings_for(project)
-    app = create_app(settings, token=token)
+    app = create_app(settings, token=token, warm_up=True)
     shown = f"[{host}]" if ":" in host else host
     where = f"http://{shown}:{port}" if port else f"http://{shown} on a free port (below)"
     access = (

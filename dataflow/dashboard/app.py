@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -48,13 +49,15 @@ if TYPE_CHECKING:
 log = logging.getLogger("dataflow.dashboard")
 
 
-def create_app(settings: Settings, *, token: str | None = None) -> FastAPI:
+def create_app(settings: Settings, *, token: str | None = None, warm_up: bool = False) -> FastAPI:
     """The Dataflow HTTP app for one project.
 
     Args:
         settings: the project's settings (tests may swap them through the
             :func:`~dataflow.dashboard.deps.get_settings` dependency).
         token: when given, ``/api/*`` and ``/metrics`` need ``Authorization: Bearer <token>``.
+        warm_up: at start-up, run the Market dashboard once in a background thread, so the
+            first visitor is served from the cache (``dataflow serve`` sets it).
 
     Example:
         >>> app = create_app(settings, token=None)  # doctest: +SKIP
@@ -78,6 +81,10 @@ def create_app(settings: Settings, *, token: str | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if warm_up:
+            threading.Thread(
+                target=dashboards.warm_up, args=(app,), name="dashboard-warm-up", daemon=True
+            ).start()
         try:
             yield
         finally:

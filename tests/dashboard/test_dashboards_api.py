@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -175,3 +176,25 @@ def test_pages_render(client: TestClient) -> None:
     assert 'href="/dashboards/market"' in listing.text
     home = client.get("/", follow_redirects=False)
     assert home.headers["location"] == "/dashboards/market"
+
+
+def test_warm_up_serves_the_first_visitor_from_the_cache(web_settings: Settings) -> None:
+    """``dataflow serve`` warms the Market dashboard up at start: the first load is cached."""
+    import time
+
+    app = create_app(web_settings, warm_up=True)
+    with TestClient(app) as warmed:
+        deadline = time.monotonic() + 60
+        while True:
+            runners = getattr(app.state, "dashboard_runners", {})
+            thread_done = not any(t.name == "dashboard-warm-up" for t in threading.enumerate())
+            if runners and thread_done:
+                break
+            assert time.monotonic() < deadline, "the warm-up did not finish"
+            time.sleep(0.05)
+        body = data(warmed)
+        assert all(v["cached"] for v in body["visuals"]), [
+            (v["name"], v["cached"]) for v in body["visuals"]
+        ]
+    with TestClient(create_app(web_settings)) as cold:
+        assert not any(v["cached"] for v in data(cold)["visuals"])

@@ -15,8 +15,9 @@ the app, so its session pool and result cache serve every request.
 
 from __future__ import annotations
 
+import logging
 import threading
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Request
 from fastapi.responses import Response
@@ -25,8 +26,12 @@ from dataflow.config import Settings
 from dataflow.dashboard.deps import DbDep, SettingsDep, require_json, require_token
 from dataflow.dashboard.spec import dashboard_listing
 from dataflow.dashboard.visuals import DashboardRunner
-from dataflow.errors import ConfigError
+from dataflow.errors import ConfigError, DataflowError
 
+if TYPE_CHECKING:
+    from dataflow.metadata.db import MetadataDB
+
+log = logging.getLogger("dataflow.dashboard")
 router = APIRouter(tags=["dashboards"])
 _guarded = [Depends(require_token)]
 _lock = threading.Lock()
@@ -34,17 +39,43 @@ _lock = threading.Lock()
 
 def get_runner(request: Request, settings: SettingsDep, db: DbDep) -> DashboardRunner:
     """The app's dashboard runner for the project the settings name (made on first use)."""
+    return runner_for(request.app, settings, db)
+
+
+def runner_for(app: Any, settings: Settings, db: MetadataDB) -> DashboardRunner:
+    """The runner of ``app`` for one project and metadata database (made on first use)."""
     key = f"{settings.project_dir.resolve()}|{settings.metadata_url}"
     with _lock:
-        runners: dict[str, DashboardRunner] | None = getattr(
-            request.app.state, "dashboard_runners", None
-        )
+        runners: dict[str, DashboardRunner] | None = getattr(app.state, "dashboard_runners", None)
         if runners is None:
-            runners = request.app.state.dashboard_runners = {}
+            runners = app.state.dashboard_runners = {}
         runner = runners.get(key)
         if runner is None:
             runner = runners[key] = DashboardRunner(settings, db)
         return runner
+
+
+def warm_up(app: Any, names: tuple[str, ...] = ("market",)) -> None:
+    """Run dashboards once with their defaults, so the first visitor is served from the cache.
+
+    ``dataflow serve`` calls this in a background thread at start-up. A dashboard that cannot
+    run (no data yet, a broken file) is skipped: its page will show why.
+    """
+    from dataflow.dashboard.spec import dashboard_files, load_dashboard
+
+    settings: Settings = app.state.settings
+    runner = runner_for(app, settings, app.state.databases.get(settings.metadata_url))
+    known = dashboard_files(settings)
+    for name in names:
+        if name not in known:
+            continue
+        try:
+            runner.run(load_dashboard(settings, name))
+        except DataflowError as exc:
+            log.info("dashboard %s not warmed up: %s", name, exc)
+        except Exception:  # the server may be stopping under us: warming up is optional
+            log.debug("dashboard %s not warmed up", name, exc_info=True)
+            return
 
 
 RunnerDep = Annotated[DashboardRunner, Depends(get_runner)]
@@ -121,4 +152,4 @@ def _known(settings: Settings, name: str) -> str:
     return name
 
 
-__all__ = ["get_runner", "router"]
+__all__ = ["get_runner", "router", "runner_for", "warm_up"]
