@@ -261,3 +261,5 @@ def _print_summary(result: RunResult, warehouse: str) -> None:
     if "transform" in result.results:
         out.print(f"Clean tables: {warehouse}/iceberg/  (dataflow catalog tables)")
     out.print(f"Run history:  dataflow runs show {run.run_id}")
+    if "transform" in result.results:
+        out.print("Dashboards:   dataflow serve, then open http://127.0.0.1:8080")
