@@ -84,7 +84,7 @@ def test_versions_partitions_snapshots(cat_project: Path) -> None:
     assert catalog(cat_project, "versions", "raw.quote")[-1]["version"] >= 1
     parts = catalog(cat_project, "partitions", "market.time_series")
     assert {p["values"]["interval"] for p in parts} == {"1day", "1h"}
-    assert all(len(p["values"]["ts_month"]) == 7 for p in parts), "months read as YYYY-MM"
+    assert all(len(p["values"]["ts_year"]) == 4 for p in parts), "years read as YYYY"
     assert sum(p["records"] for p in parts) == int(
         catalog(cat_project, "show", "market.time_series")["parameters"]["recordCount"]
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from pathlib import Path
 
 import pyarrow as pa
@@ -146,3 +147,70 @@ def test_plan_tasks_prunes_as_plan_files_does(tmp_path: Path) -> None:
         got = {t.file.file_path for t in plan_tasks(table, row_filter, head)}
         assert got == want
         assert 0 < len(got) < 6
+
+
+def ts_bound(bounds: dict[int, bytes]) -> int:
+    from pyiceberg.conversions import from_bytes
+    from pyiceberg.types import TimestamptzType
+
+    return int(from_bytes(TimestamptzType(), bounds[3]))  # field 3: ts
+
+
+def test_big_partitions_are_clustered_by_time_and_upserts_rewrite_the_newest_file(
+    tmp_path: Path,
+) -> None:
+    from dataflow.engines.duckdb.iceberg_io import (
+        MAX_FILE_ROWS_PROPERTY,
+        NEWEST_FILE_ROWS_PROPERTY,
+    )
+
+    cat = catalog(tmp_path)
+    cat.create_namespace("m")
+    # One partition (1day, 2024) of 3 symbols x 6 months x 3 days, in symbol order.
+    first = bars(["A", "B", "C"], [1, 2, 3, 4, 5, 6], "1day", 1)
+    table = create_table(
+        cat, "m", "bars", first.schema, partition="interval, year(ts)",
+        properties={MAX_FILE_ROWS_PROPERTY: "10", NEWEST_FILE_ROWS_PROPERTY: "9"},
+    )  # fmt: skip
+    keys = ["symbol", "interval", "ts"]
+    with DuckDBEngine() as engine:
+        engine.upsert(table, first, keys=keys, snapshot_properties={"b": "1"})
+        table = table.refresh()
+        tasks = sorted(table.scan().plan_files(), key=lambda t: ts_bound(t.file.lower_bounds))
+        # 54 rows -> the newest 9 in a file, the other 45 in 5 files of 9 (at most 10), each
+        # file one range of ts, the ranges in order.
+        assert [t.file.record_count for t in tasks] == [9] * 6
+        spans = [(ts_bound(t.file.lower_bounds), ts_bound(t.file.upper_bounds)) for t in tasks]
+        assert all(hi < lo for (_, hi), (lo, _) in itertools.pairwise(spans))
+        # A newer copy of June's last bar of B: only the newest file is read and rewritten.
+        newer = bars(["B"], [6], "1day", 2).slice(2, 1)
+        result = engine.upsert(table, newer, keys=keys, snapshot_properties={"b": "2"})
+        assert (result.rows_written, result.rows_replaced) == (1, 1)
+    table = table.refresh()
+    after = _data_files(table)
+    before = {t.file.file_path for t in tasks}
+    assert before - after == {tasks[-1].file.file_path}
+    rows = table.scan().to_arrow().to_pylist()
+    assert len(rows) == 54
+    by_key = {(r["symbol"], r["ts"]): r["_raw_key"] for r in rows}
+    assert by_key[("B", dt.datetime(2024, 6, 3, tzinfo=UTC))] == "k2"
+    assert sum(1 for key in by_key.values() if key == "k2") == 1
+
+
+def test_small_partitions_and_tables_without_a_time_key_are_not_split(tmp_path: Path) -> None:
+    from dataflow.engines.duckdb.iceberg_io import NEWEST_FILE_ROWS_PROPERTY
+
+    cat = catalog(tmp_path)
+    cat.create_namespace("m")
+    rows = bars(["A", "B"], [1, 2], "1day", 1)  # 12 rows
+    big = create_table(cat, "m", "big", rows.schema, partition="interval, year(ts)",
+                       properties={NEWEST_FILE_ROWS_PROPERTY: "12"})  # fmt: skip
+    plain = create_table(cat, "m", "plain", rows.schema, partition="interval",
+                         properties={NEWEST_FILE_ROWS_PROPERTY: "5"})  # fmt: skip
+    with DuckDBEngine() as engine:
+        engine.upsert(big, rows, keys=["symbol", "interval", "ts"], snapshot_properties={})
+        # Keyed without a time column: nothing to cluster by, one file per partition.
+        engine.upsert(plain, rows, keys=["symbol", "interval", "_record_path"],
+                      snapshot_properties={})  # fmt: skip
+    assert len(_data_files(big.refresh())) == 1
+    assert len(_data_files(plain.refresh())) == 1

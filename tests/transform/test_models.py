@@ -23,7 +23,7 @@ def test_builtin_models_cover_the_issue_tables_with_valid_partitions() -> None:
     assert bars.key == ("symbol", "interval", "ts")
     assert parse_partition(bars.partition) == [
         ("identity", "interval", None),
-        ("month", "ts", None),
+        ("year", "ts", None),
     ]
     for model in models.values():
         parse_partition(model.partition)  # every spec parses

@@ -42,7 +42,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dataflow.engines.base import CONTRACT_DIALECT, EngineCapabilities, WriteResult, translate
-from dataflow.engines.duckdb.iceberg_io import append_rows, cast_to, write_data_files
+from dataflow.engines.duckdb.iceberg_io import (
+    append_rows,
+    cast_to,
+    cluster_column,
+    write_data_files,
+)
 from dataflow.engines.duckdb.pruning import (
     MAX_PLAN_VALUES,
     file_bounds,
@@ -65,6 +70,10 @@ CRASH_ENV = "DATAFLOW_TEST_CRASH_BEFORE_COMMIT"
 """Test seam: when set to a table name (or ``*``), the process exits with status 75 after the
 data files of that table's commit are written and before the catalog commit. Used by the
 crash-safety tests; never set it in production."""
+
+ONE_PASS_ROWS = 100_000
+"""Up to this many rows in the files an upsert must check, keys and lineage are read in one
+pass (a second pass over few rows costs more than the lineage it saves)."""
 
 BeforeCommit = Callable[["Table"], None]
 
@@ -202,7 +211,9 @@ class DuckDBEngine:
             if replace_all:
                 if table.snapshot_by_name(ref) is not None:
                     txn.delete(AlwaysTrue(), snapshot_properties=props, branch=ref)
-                append_rows(txn, incoming, props, branch=target)
+                append_rows(
+                    txn, incoming, props, branch=target, cluster_by=cluster_column(table, keys)
+                )
                 result.rows_written = incoming.num_rows
             else:
                 self._merge(table, txn, incoming, keys, order, props, result, target)
@@ -282,7 +293,10 @@ class DuckDBEngine:
                 overwrite.delete_data_file(data_file)
             if kept:
                 rest = pa.concat_tables(kept, promote_options="permissive")
-                for data_file in write_data_files(txn, rest, overwrite.commit_uuid):
+                cluster = cluster_column(table, keys)
+                for data_file in write_data_files(
+                    txn, rest, overwrite.commit_uuid, cluster_by=cluster
+                ):
                     overwrite.append_data_file(data_file)
         self.before_commit(table)
         txn.commit_transaction()
@@ -302,6 +316,7 @@ class DuckDBEngine:
         from pyiceberg.expressions import AlwaysTrue
         from pyiceberg.io.pyarrow import ArrowScan
 
+        cluster = cluster_column(table, keys)
         self.register("_df_in", incoming)
         existing_rows = 0
         tasks: list[FileScanTask] = []
@@ -323,7 +338,7 @@ class DuckDBEngine:
                     self.register("_df_existing", existing)
                 del existing
         if not existing_rows:
-            append_rows(txn, incoming, props, branch=ref)
+            append_rows(txn, incoming, props, branch=ref, cluster_by=cluster)
             result.rows_written = incoming.num_rows
             return
         join = " AND ".join(f"i.{_q(k)} IS NOT DISTINCT FROM e.{_q(k)}" for k in keys)
@@ -345,7 +360,7 @@ class DuckDBEngine:
         result.rows_skipped += incoming.num_rows - winners.num_rows
         winners = cast_to(winners, table)
         if not replaced.num_rows:
-            append_rows(txn, winners, props, branch=ref)
+            append_rows(txn, winners, props, branch=ref, cluster_by=cluster)
             return
         # Copy-on-write of exactly the data files holding a replaced key: each is read whole,
         # written back without the replaced rows beside the winners, and swapped for the new
@@ -374,7 +389,9 @@ class DuckDBEngine:
         with producer as overwrite:
             for data_file in dropped:
                 overwrite.delete_data_file(data_file)
-            for data_file in write_data_files(txn, rewritten, overwrite.commit_uuid):
+            for data_file in write_data_files(
+                txn, rewritten, overwrite.commit_uuid, cluster_by=cluster
+            ):
                 overwrite.append_data_file(data_file)
 
     def _existing(
@@ -391,9 +408,11 @@ class DuckDBEngine:
         held in memory (a file holds many series; a batch may share a key with few of them).
         The key columns are read first: the lineage columns (long strings, the costlier part)
         are read only when some key matches, and only from the files whose bounds can hold a
-        matching key (a first load, whose batches share no key, reads keys only).
+        matching key (a first load, whose batches share no key, reads keys only). Files of
+        few rows in all (an incremental run's newest files) are read once, keys and lineage.
         """
-        if len(wanted) > len(keys):
+        small = sum(task.file.record_count for task in tasks) <= ONE_PASS_ROWS
+        if len(wanted) > len(keys) and not small:
             found = self._scan_matching(table, tasks, list(keys), prune, keys)
             if not found.num_rows:
                 return found

@@ -1,15 +1,22 @@
 -- target: time_series
 -- sources: time_series
 -- key: symbol, interval, ts
--- partition: interval, month(ts)
+-- partition: interval, year(ts)
 -- record: datetime, open, high, low, close, volume
 -- meta: interval, exchange, mic_code, currency, type, currency_base, currency_quote, exchange_timezone
 -- description: OHLCV bars per symbol and interval; ts is the bar's open time in UTC.
 --
 -- Why this partition spec: every query on bars picks one interval (mixing 1min and 1day bars
--- is meaningless) and a time range ("the last 30 days of 1h bars"), so identity(interval) and
--- month(ts) prune to the few files such a query needs. Month rather than day keeps daily bars
--- from scattering into one-row files; rather than year keeps 1min partitions small.
+-- is meaningless) and a time range ("the last 30 days of 1h bars"), so identity(interval)
+-- prunes to one interval and year(ts) plus the files' ts bounds to the time range: within a
+-- partition the engine sorts the rows by ts (the key's time column) and cuts them into files
+-- of one time range each, the newest 2,000 rows in a file of their own and the rest in files
+-- of at most 50,000 (table properties dataflow.write.newest-file-rows / max-file-rows). So a
+-- range query still reads few files, and an upsert of the newest bars (a bar still open when
+-- fetched) rewrites only the small newest file, not a year. Year rather than month: decades
+-- of daily bars would otherwise scatter into ~250 small month files per load. A table created
+-- with the earlier `interval, month(ts)` keeps its spec (rows are written by a table's own
+-- spec). See docs/architecture.md §6.
 --
 -- Dates without a time (1day/1week/1month bars) are trading dates, not instants: they map to
 -- 00:00 UTC of that date whatever zone the request used, so one bar keeps one key. Intraday
