@@ -13,9 +13,12 @@ The upsert (see :meth:`DuckDBEngine.upsert`) is copy-on-write and touches only w
    plans the files with a coarse filter (few-valued text keys, ranges), then one DuckDB join of
    each file's column bounds against the batch's key groups (per series, its ``ts`` range)
    keeps only the files that can hold one (:meth:`DuckDBEngine._overlapping`); their rows
-   stream through a semi-join on the batch's keys, so only matches are held in memory;
+   stream through a semi-join on the batch's keys, so only matches are held in memory (files
+   of few rows in all, an incremental run's newest ones, are read whole, once, and kept for
+   step 4);
 3. keep an incoming row when its key is new or its lineage is strictly newer — equal lineage is
-   the same raw record processed again, so it changes nothing;
+   the same raw record processed again, so it changes nothing (DuckDB returns the positions of
+   the losing rows; the batch itself is filtered in Arrow, not copied through DuckDB);
 4. append the winners; if some replace existing rows, the data files holding a replaced key
    are rewritten without those rows beside the winners, in ONE overwrite snapshot (other files
    are untouched). Everything happens in ONE Iceberg transaction whose snapshots carry the
@@ -38,6 +41,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -46,8 +50,10 @@ from dataflow.engines.duckdb.iceberg_io import (
     append_rows,
     cast_to,
     cluster_column,
+    transaction,
     write_data_files,
 )
+from dataflow.engines.duckdb.manifest_cache import install as install_manifest_cache
 from dataflow.engines.duckdb.pruning import (
     MAX_PLAN_VALUES,
     file_bounds,
@@ -60,6 +66,7 @@ from dataflow.errors import ModelError
 
 if TYPE_CHECKING:
     from pyiceberg.expressions import BooleanExpression
+    from pyiceberg.io.pyarrow import ArrowScan
     from pyiceberg.manifest import DataFile
     from pyiceberg.table import FileScanTask, Table, Transaction
 
@@ -70,6 +77,12 @@ CRASH_ENV = "DATAFLOW_TEST_CRASH_BEFORE_COMMIT"
 """Test seam: when set to a table name (or ``*``), the process exits with status 75 after the
 data files of that table's commit are written and before the catalog commit. Used by the
 crash-safety tests; never set it in production."""
+
+ROW_COLUMN = "_df_row_position"
+"""Column the upsert adds to the registered batch: each row's position in it."""
+
+FILE_COLUMN = "_df_file_index"
+"""Column tagging each row of the files a copy-on-write reads with its file's index."""
 
 ONE_PASS_ROWS = 100_000
 """Up to this many rows in the files an upsert must check, keys and lineage are read in one
@@ -96,6 +109,7 @@ class DuckDBEngine:
     capabilities = EngineCapabilities(dialect="duckdb")
 
     def __init__(self, *, memory_limit: str | None = None, threads: int | None = None) -> None:
+        install_manifest_cache()  # plan, overwrite and freshness decode the same manifests
         self._con = duckdb.connect(":memory:")
         self._con.execute("SET TimeZone = 'UTC'")
         if memory_limit:
@@ -207,7 +221,7 @@ class DuckDBEngine:
                 )
             incoming = cast_to(incoming, table)
             result = WriteResult(rows_skipped=rows.num_rows - incoming.num_rows)
-            txn = table.transaction()
+            txn = transaction(table)
             if replace_all:
                 if table.snapshot_by_name(ref) is not None:
                     txn.delete(AlwaysTrue(), snapshot_properties=props, branch=ref)
@@ -286,7 +300,7 @@ class DuckDBEngine:
             self.unregister("_df_gone")
         if not dropped:
             return 0
-        txn = table.transaction()
+        txn = transaction(table)
         props = dict(snapshot_properties)
         with txn.update_snapshot(snapshot_properties=props, branch=ref).overwrite() as overwrite:
             for data_file in dropped:
@@ -317,9 +331,14 @@ class DuckDBEngine:
         from pyiceberg.io.pyarrow import ArrowScan
 
         cluster = cluster_column(table, keys)
-        self.register("_df_in", incoming)
+        # Each incoming row's position: the winners are picked from ``incoming`` by it, so the
+        # batch (the new rows, nearly all winners) is never copied through DuckDB.
+        positions = pa.array(np.arange(incoming.num_rows, dtype=np.int64))
+        self.register("_df_in", incoming.append_column(ROW_COLUMN, positions))
         existing_rows = 0
         tasks: list[FileScanTask] = []
+        whole_files: dict[str, pa.Table] = {}
+        whole = ArrowScan(table.metadata, table.io, table.schema(), AlwaysTrue())
         head = None if ref is None else table.snapshot_by_name(ref)
         if head is not None and incoming.num_rows:
             # Only the key and lineage columns decide who wins: read just those, of the data
@@ -331,12 +350,18 @@ class DuckDBEngine:
             prune = prune_filter(incoming, keys, max_values=MAX_PLAN_VALUES)
             planned = plan_tasks(table, prune, head.snapshot_id)
             tasks = self._overlapping(table, planned, incoming, keys)
-            if tasks:
+            if sum(task.file.record_count for task in tasks) <= ONE_PASS_ROWS:
+                # Few rows in all (an incremental run's newest files): each file is read whole,
+                # once; its keys and lineage decide the winners, and its rows are what a
+                # copy-on-write keeps, without reading the file again.
+                whole_files = _read_whole(whole, tasks)
+                existing = self._matching(list(whole_files.values()), wanted, keys)
+            else:
                 existing = self._existing(table, tasks, wanted, prune, keys)
-                existing_rows = existing.num_rows
-                if existing_rows:
-                    self.register("_df_existing", existing)
-                del existing
+            existing_rows = existing.num_rows
+            if existing_rows:
+                self.register("_df_existing", existing)
+            del existing
         if not existing_rows:
             append_rows(txn, incoming, props, branch=ref, cluster_by=cluster)
             result.rows_written = incoming.num_rows
@@ -345,16 +370,20 @@ class DuckDBEngine:
         mine = ", ".join(f"i.{_q(c)}" for c in order)
         theirs = ", ".join(f"e.{_q(c)}" for c in order)
         newer = f"({mine}) > ({theirs})" if order else "false"
-        first = _q(keys[0])
-        winners = self.sql(
-            f"SELECT i.* FROM _df_in i LEFT JOIN _df_existing e ON {join} "
-            f"WHERE e.{first} IS NULL OR {newer}"
-        )
+        # An incoming row loses when its key exists and its lineage is not strictly newer (equal
+        # lineage: the same raw record processed again); every other row wins.
+        losers = self.sql(
+            f"SELECT DISTINCT i.{_q(ROW_COLUMN)} AS n FROM _df_in i JOIN _df_existing e ON {join} "
+            f"WHERE ({newer}) IS NOT TRUE"
+        ).column("n")
         replaced = self.sql(
             f"SELECT {', '.join('i.' + _q(k) for k in keys)} FROM _df_in i "
             f"JOIN _df_existing e ON {join} WHERE {newer}"
         )
         self.unregister("_df_existing")
+        winners = incoming
+        if len(losers):
+            winners = incoming.filter(pc.invert(pc.is_in(positions, value_set=losers)))
         result.rows_written = winners.num_rows
         result.rows_replaced = replaced.num_rows
         result.rows_skipped += incoming.num_rows - winners.num_rows
@@ -367,23 +396,28 @@ class DuckDBEngine:
         # files in ONE overwrite snapshot of the same transaction. Other files are untouched.
         self.register("_df_replaced", replaced)
         not_replaced = " AND ".join(f"r.{_q(k)} IS NOT DISTINCT FROM e.{_q(k)}" for k in keys)
-        whole = ArrowScan(table.metadata, table.io, table.schema(), AlwaysTrue())
-        dropped: list[DataFile] = []
-        kept: list[pa.Table] = []
-        for task in self._overlapping(table, tasks, replaced, keys):
-            found = whole.to_table([task])
-            rows_in_file = found.num_rows
-            self.register("_df_file", found)
-            rest = self.sql(
-                "SELECT e.* FROM _df_file e "
-                f"WHERE NOT EXISTS (SELECT 1 FROM _df_replaced r WHERE {not_replaced})"
-            )
-            self.unregister("_df_file")
-            if rest.num_rows == rows_in_file:
-                continue  # no replaced key in this file: keep it as it is
-            dropped.append(task.file)
-            if rest.num_rows:
-                kept.append(cast_to(rest, table))
+        rewrite = self._overlapping(table, tasks, replaced, keys)
+        dropped: list[DataFile]
+        kept: list[pa.Table]
+        if rewrite and all(task.file.file_path in whole_files for task in rewrite):
+            files = [whole_files[task.file.file_path] for task in rewrite]
+            dropped, kept = self._without_replaced(table, rewrite, files, not_replaced)
+        else:
+            dropped, kept = [], []
+            for task in rewrite:
+                found = whole.to_table([task])
+                self.register("_df_file", found)
+                rest = self.sql(
+                    "SELECT e.* FROM _df_file e "
+                    f"WHERE NOT EXISTS (SELECT 1 FROM _df_replaced r WHERE {not_replaced})"
+                )
+                self.unregister("_df_file")
+                if rest.num_rows == found.num_rows:
+                    continue  # no replaced key in this file: keep it as it is
+                dropped.append(task.file)
+                if rest.num_rows:
+                    kept.append(cast_to(rest, table))
+        del whole_files
         rewritten = pa.concat_tables([*kept, winners], promote_options="permissive")
         producer = txn.update_snapshot(snapshot_properties=dict(props), branch=ref).overwrite()
         with producer as overwrite:
@@ -393,6 +427,61 @@ class DuckDBEngine:
                 txn, rewritten, overwrite.commit_uuid, cluster_by=cluster
             ):
                 overwrite.append_data_file(data_file)
+
+    def _without_replaced(
+        self,
+        table: Table,
+        tasks: Sequence[FileScanTask],
+        files: Sequence[pa.Table],
+        not_replaced: str,
+    ) -> tuple[list[DataFile], list[pa.Table]]:
+        """(the files holding a key of ``_df_replaced``, the rows they keep), in one query.
+
+        ``files`` are the rows of ``tasks``' files, in memory (few rows in all): each row is
+        tagged with its file's index, and the rows whose key is not replaced come back from one
+        query instead of one per file.
+        """
+        tagged = pa.concat_tables(
+            [
+                rows.append_column(FILE_COLUMN, pa.array(np.full(rows.num_rows, i, np.int64)))
+                for i, rows in enumerate(files)
+            ],
+            promote_options="permissive",
+        )
+        self.register("_df_file", tagged)
+        try:
+            rest = self.sql(
+                "SELECT e.* FROM _df_file e "
+                f"WHERE NOT EXISTS (SELECT 1 FROM _df_replaced r WHERE {not_replaced})"
+            )
+        finally:
+            self.unregister("_df_file")
+        counts = rest.group_by(FILE_COLUMN).aggregate([(FILE_COLUMN, "count")]).to_pylist()
+        left = {row[FILE_COLUMN]: row[f"{FILE_COLUMN}_count"] for row in counts}
+        changed = [i for i, rows in enumerate(files) if left.get(i, 0) != rows.num_rows]
+        if not changed:
+            return [], []
+        mask = pc.is_in(rest.column(FILE_COLUMN), value_set=pa.array(changed, pa.int64()))
+        kept = rest.filter(mask).drop_columns([FILE_COLUMN])
+        return [tasks[i].file for i in changed], [cast_to(kept, table)] if kept.num_rows else []
+
+    def _matching(
+        self, files: Sequence[pa.Table], columns: Sequence[str], keys: Sequence[str]
+    ) -> pa.Table:
+        """The ``columns`` of the rows of ``files`` (in memory) whose key is in ``_df_in``."""
+        if not files:
+            return pa.table({k: pa.array([], pa.null()) for k in columns})
+        rows = pa.concat_tables(
+            [f.select(list(columns)) for f in files], promote_options="permissive"
+        )
+        match = " AND ".join(f"i.{_q(k)} IS NOT DISTINCT FROM e.{_q(k)}" for k in keys)
+        self.register("_df_scan", rows)
+        try:
+            return self.sql(
+                f"SELECT e.* FROM _df_scan e WHERE EXISTS (SELECT 1 FROM _df_in i WHERE {match})"
+            )
+        finally:
+            self.unregister("_df_scan")
 
     def _existing(
         self,
@@ -409,10 +498,10 @@ class DuckDBEngine:
         The key columns are read first: the lineage columns (long strings, the costlier part)
         are read only when some key matches, and only from the files whose bounds can hold a
         matching key (a first load, whose batches share no key, reads keys only). Files of
-        few rows in all (an incremental run's newest files) are read once, keys and lineage.
+        few rows in all (an incremental run's newest files) are not read here: ``_merge``
+        reads them whole, once (:meth:`_matching`).
         """
-        small = sum(task.file.record_count for task in tasks) <= ONE_PASS_ROWS
-        if len(wanted) > len(keys) and not small:
+        if len(wanted) > len(keys):
             found = self._scan_matching(table, tasks, list(keys), prune, keys)
             if not found.num_rows:
                 return found
@@ -496,6 +585,27 @@ class DuckDBEngine:
             self.unregister("_df_files")
             self.unregister("_df_groups")
         return [tasks[i] for i in sorted(found.column("_df_task").to_pylist())]
+
+
+def _read_whole(scan: ArrowScan, tasks: Sequence[FileScanTask]) -> dict[str, pa.Table]:
+    """Each task's file, read whole, by its path.
+
+    One scan of all the files (pyiceberg reads them in its pool, in task order), cut back into
+    files by their record counts: a scan per file cost ~2 ms more each. Files with delete
+    files (never written by Dataflow), or a scan whose rows do not add up, are read one by one.
+    """
+    if not tasks:
+        return {}
+    counts = [task.file.record_count for task in tasks]
+    if not any(task.delete_files for task in tasks):
+        rows = scan.to_table(tasks)
+        if rows.num_rows == sum(counts):
+            starts = itertools.accumulate(counts, initial=0)
+            return {
+                task.file.file_path: rows.slice(start, count)
+                for task, start, count in zip(tasks, starts, counts, strict=False)
+            }
+    return {task.file.file_path: scan.to_table([task]) for task in tasks}
 
 
 def _q(name: str) -> str:

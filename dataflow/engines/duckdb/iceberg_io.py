@@ -28,6 +28,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import itertools
 import uuid
 from collections.abc import Mapping, Sequence
@@ -57,6 +58,43 @@ if TYPE_CHECKING:
     from pyiceberg.partitioning import PartitionKey
     from pyiceberg.table import Table, Transaction
     from pyiceberg.table.metadata import TableMetadata
+
+
+def transaction(table: Table) -> Transaction:
+    """``table.transaction()`` whose ``table_metadata`` is computed once per staged state.
+
+    pyiceberg recomputes a transaction's metadata (the table's, with the staged updates
+    applied, then deep-copied: ~1-2 ms on a table of a few snapshots, more as the metadata
+    grows) every time it is read, and its snapshot producers read it ~20 times per commit.
+    The value only depends on the table's metadata object and the staged updates (both
+    replaced, never changed in place, when the transaction stages or retries), so it is kept
+    while both are the same objects. The metadata is a frozen model, shared read-only.
+
+    Example:
+        >>> txn = transaction(table)  # doctest: +SKIP
+        >>> txn.table_metadata is txn.table_metadata  # doctest: +SKIP
+        True
+    """
+    return _transaction_class()(table)
+
+
+@functools.cache
+def _transaction_class() -> type[Transaction]:
+    from pyiceberg.table import Transaction
+
+    class _Transaction(Transaction):
+        _memo: tuple[object, object, TableMetadata] | None = None
+
+        @property
+        def table_metadata(self) -> TableMetadata:
+            base, updates, memo = self._table.metadata, self._updates, self._memo
+            if memo is not None and memo[0] is base and memo[1] is updates:
+                return memo[2]
+            found = super().table_metadata
+            self._memo = (base, updates, found)
+            return found
+
+    return _Transaction
 
 
 def cast_to(rows: pa.Table, table: Table) -> pa.Table:
@@ -167,8 +205,10 @@ def write_data_files(
     checked = (str(meta.table_uuid), meta.current_schema_id, rows.schema)
     if checked not in _COMPATIBLE:
         # ~20 ms of Python per call (a fixed cost of every commit, large in a small one): a
-        # table's schema version and an Arrow schema found compatible once stay compatible.
-        _check_pyarrow_schema_compatible(schema, provided_schema=rows.schema)
+        # table's schema version and an Arrow schema found compatible once stay compatible,
+        # and rows in the table's own Arrow schema (what cast_to makes) need no check.
+        if not _is_own_schema(schema.as_arrow(), rows.schema):
+            _check_pyarrow_schema_compatible(schema, provided_schema=rows.schema)
         if len(_COMPATIBLE) >= 64:
             _COMPATIBLE.clear()
         _COMPATIBLE.add(checked)
@@ -218,6 +258,37 @@ def write_data_files(
     # pyiceberg's writer pool: pyarrow's Parquet writer releases the GIL.
     executor = ExecutorFactory.get_or_create()
     return [f for files in executor.map(write, parts) for f in files]
+
+
+def _is_own_schema(own: pa.Schema, given: pa.Schema) -> bool:
+    """Whether ``given`` is the table's Arrow schema ``own`` (as :func:`cast_to` makes it).
+
+    Same names in the same order, the same flat types (any string width for a string), and no
+    NULLs allowed where the table requires a value: pyiceberg's compatibility check could only
+    pass. Anything else (nested types, other types, missing columns) says False: the caller
+    then runs that check.
+
+    Example:
+        >>> own = pa.schema([pa.field("a", pa.large_string()), pa.field("b", pa.int64())])
+        >>> _is_own_schema(own, pa.schema([("a", pa.string()), ("b", pa.int64())]))
+        True
+        >>> _is_own_schema(own, pa.schema([("a", pa.string()), ("b", pa.int32())]))
+        False
+    """
+    if own.names != given.names:
+        return False
+    for mine, theirs in zip(own, given, strict=True):
+        if pa.types.is_nested(mine.type) or pa.types.is_nested(theirs.type):
+            return False
+        if mine.type != theirs.type and not (_plain_text(mine.type) and _plain_text(theirs.type)):
+            return False
+        if theirs.nullable and not mine.nullable:
+            return False
+    return True
+
+
+def _plain_text(kind: pa.DataType) -> bool:
+    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind))
 
 
 def _clustered(data: pa.Table, column: str, max_rows: int, newest_rows: int) -> list[pa.Table]:
@@ -416,5 +487,6 @@ __all__ = [
     "append_rows",
     "cast_to",
     "cluster_column",
+    "transaction",
     "write_data_files",
 ]

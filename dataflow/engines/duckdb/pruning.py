@@ -112,6 +112,9 @@ def plan_tasks(table: Table, row_filter: BooleanExpression, snapshot_id: int) ->
     from pyiceberg.manifest import DataFileContent
     from pyiceberg.table import FileScanTask
 
+    from dataflow.engines.duckdb.manifest_cache import install
+
+    install()  # the manifests are decoded once per process (see manifest_cache)
     scan = table.scan(row_filter=row_filter, snapshot_id=snapshot_id)
     entries = getattr(scan, "_plan_manifest_entries", None)
     if entries is None:  # another pyiceberg: the public way
