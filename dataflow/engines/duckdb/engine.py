@@ -41,7 +41,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import duckdb
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -333,7 +332,7 @@ class DuckDBEngine:
         cluster = cluster_column(table, keys)
         # Each incoming row's position: the winners are picked from ``incoming`` by it, so the
         # batch (the new rows, nearly all winners) is never copied through DuckDB.
-        positions = pa.array(np.arange(incoming.num_rows, dtype=np.int64))
+        positions = _positions(incoming.num_rows)
         self.register("_df_in", incoming.append_column(ROW_COLUMN, positions))
         existing_rows = 0
         tasks: list[FileScanTask] = []
@@ -443,7 +442,7 @@ class DuckDBEngine:
         """
         tagged = pa.concat_tables(
             [
-                rows.append_column(FILE_COLUMN, pa.array(np.full(rows.num_rows, i, np.int64)))
+                rows.append_column(FILE_COLUMN, pa.repeat(pa.scalar(i, pa.int64()), rows.num_rows))
                 for i, rows in enumerate(files)
             ],
             promote_options="permissive",
@@ -610,6 +609,18 @@ def _read_whole(scan: ArrowScan, tasks: Sequence[FileScanTask]) -> dict[str, pa.
 
 def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def _positions(count: int) -> pa.Array:
+    """``0 .. count - 1`` as an int64 Arrow array (in C++: Arrow has no ``arange``).
+
+    Example:
+        >>> _positions(4).to_pylist()
+        [0, 1, 2, 3]
+    """
+    if count == 0:
+        return pa.array([], pa.int64())
+    return pc.subtract(pc.cumulative_sum(pa.repeat(pa.scalar(1, pa.int64()), count)), 1)
 
 
 __all__ = ["CRASH_ENV", "LINEAGE_ORDER", "DuckDBEngine", "append_rows", "write_data_files"]
