@@ -21,7 +21,7 @@ from pyiceberg.expressions import AlwaysTrue
 
 from dataflow.catalog.iceberg import create_table
 from dataflow.engines.duckdb import DuckDBEngine, manifest_cache
-from dataflow.engines.duckdb import engine as engine_module
+from dataflow.engines.duckdb import merge as merge_module
 from dataflow.engines.duckdb.pruning import plan_tasks
 
 UTC = dt.UTC
@@ -153,7 +153,7 @@ def test_the_cache_stays_within_its_bound(tmp_path: Path, monkeypatch: pytest.Mo
 def test_winners_losers_and_replaced_rows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, one_pass_rows: int
 ) -> None:
-    monkeypatch.setattr(engine_module, "ONE_PASS_ROWS", one_pass_rows)
+    monkeypatch.setattr(merge_module, "ONE_PASS_ROWS", one_pass_rows)
     cat = catalog(tmp_path)
     cat.create_namespace("m")
     first = pa.concat_tables([bars("A", range(6), 5), bars("B", range(3), 5)])

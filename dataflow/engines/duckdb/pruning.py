@@ -3,7 +3,7 @@
 :func:`prune_filter` is a coarse Iceberg filter (few-valued text keys, ranges) that pyiceberg
 evaluates cheaply when planning files; :func:`file_bounds` decodes the planned files' column
 bounds of the key columns into one Arrow table, which the engine joins with a batch's key groups
-(``DuckDBEngine._overlapping``).
+(``merge.overlapping``).
 
 Example:
     >>> import pyarrow as pa
