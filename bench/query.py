@@ -4,8 +4,9 @@ Input: ``--rows`` synthetic time-series bars (2M; ``--quick`` 500k; the target i
 shaped like ``market.time_series``: 23 symbols x 5 intervals (1min, 5min, 15min, 1h, 1day), one
 bar per interval step back from 2026-11-01 00:00 UTC, columns ``symbol interval ts open high low
 close volume exchange currency`` (``ts`` a ``timestamptz``). DuckDB generates them as Arrow and
-pyiceberg appends them to ``market.time_series`` of a temporary project, partitioned as the real
-table is (``interval, month(ts)``), sorted by interval, symbol and ts.
+pyiceberg appends them to ``market.time_series`` of a temporary project, partitioned
+``interval, month(ts)`` (the built-in table's spec before it became ``interval, year(ts)``; kept
+so the figures stay comparable), sorted by interval, symbol and ts.
 
 Contenders, in this process, alternated, each query's repeats timed separately (median):
 
