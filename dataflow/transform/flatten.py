@@ -12,11 +12,12 @@ The work is split so that nothing runs per record in Python. :func:`flatten_file
 file and parses each envelope line once (``json.loads``) to classify it and describe its
 *bodies* (one per symbol): lineage, ``params``, ``meta``, ``_tz`` and where the body's record list
 sits in the envelope text (a JSON path). The result, :class:`RawBatch`, is one Arrow row per
-body holding that path and the envelope line itself. :func:`raw_relation` registers it with an
-engine and defines ``raw`` as a view (:data:`RAW_VIEW_SQL`) that explodes the record lists in
-SQL (``json_extract(..., '$[*]')`` + ``unnest``), so the engine parses and splits the records.
-A model that declares its record and meta fields gets them typed instead, each list parsed once
-(``json_transform``; see :func:`raw_select_sql`).
+body holding that path and the envelope line itself.
+:func:`~dataflow.transform.raw_view.raw_relation` registers it with an engine and defines
+``raw`` as a view that explodes the record lists in SQL (``json_extract(..., '$[*]')`` +
+``unnest``), so the engine parses and splits the records. A model that declares its record and
+meta fields gets them typed instead, each list parsed once (``json_transform``; see
+:func:`~dataflow.transform.raw_view.raw_select_sql`).
 
 Error envelopes (HTTP status ≥ 400 or an error body), non-JSON payloads and empty answers give no
 rows; they are counted in :class:`FlattenStats` for the run's metrics.
@@ -26,9 +27,11 @@ request asked ``timezone=UTC`` (what our ingest always does) or for forex/crypto
 request's IANA zone, else ``meta.exchange_timezone`` (imported real responses). ``None`` means an
 unknown zone name; models quarantine such rows.
 
+The view itself (its SQL, its schema, registering a batch) is :mod:`dataflow.transform.raw_view`.
+
 Example:
-    >>> sorted(RAW_SCHEMA.names)[:4]
-    ['_raw_key', '_raw_line', '_received_at', '_record_path']
+    >>> plan_batches([], max_files=10, max_bytes=1 << 20)
+    []
 """
 
 from __future__ import annotations
@@ -39,7 +42,6 @@ import zlib
 import zoneinfo
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -49,9 +51,9 @@ import pyarrow as pa
 from dataflow.errors import StorageError
 from dataflow.storage.raw import parse_time
 from dataflow.storage.replay import is_error_body, multi_symbol_keys
+from dataflow.transform.raw_view import BODIES_SCHEMA
 
 if TYPE_CHECKING:
-    from dataflow.engines.base import Engine
     from dataflow.storage import ObjectStore, RawFileInfo
 
 RECORD_LISTS = ("values", "data", "earnings", "dividends", "splits")
@@ -62,138 +64,6 @@ READ_THREADS = 4
 """Files fetched and gunzipped at once (zlib releases the GIL)."""
 SKELETON_MIN_BYTES = 16_384
 """Envelope lines from this size are parsed without their record list (see :func:`_parse`)."""
-
-RAW_SCHEMA = pa.schema(
-    [
-        ("_raw_key", pa.string()),
-        ("_raw_line", pa.int32()),
-        ("_record_path", pa.string()),
-        ("_run_id", pa.string()),
-        ("_request_id", pa.string()),
-        ("_received_at", pa.timestamp("us", tz="UTC")),
-        ("endpoint", pa.string()),
-        ("symbol", pa.string()),
-        ("params", pa.string()),
-        ("meta", pa.string()),
-        ("record", pa.string()),
-        ("_tz", pa.string()),
-    ]
-)
-"""The relation ``raw`` every model reads. JSON columns are text (``record->>'open'``)."""
-
-BODIES_SCHEMA = pa.schema(
-    [
-        ("_raw_key", pa.string()),
-        ("_raw_line", pa.int32()),
-        ("_prefix", pa.string()),
-        ("_list", pa.string()),
-        ("_path", pa.string()),
-        ("_inline", pa.string()),
-        ("_run_id", pa.string()),
-        ("_request_id", pa.string()),
-        ("_received_at", pa.timestamp("us", tz="UTC")),
-        ("endpoint", pa.string()),
-        ("_answer_symbol", pa.string()),
-        ("_fallback_symbol", pa.string()),
-        ("params", pa.string()),
-        ("meta", pa.string()),
-        ("_tz", pa.string()),
-    ]
-)
-"""One row per body (symbol) of an envelope; :data:`RAW_VIEW_SQL` turns it into ``raw``.
-
-``_list`` is the record list's name (``''`` for a bare list, NULL for a snapshot); the records
-are the JSON array at ``_path`` in the envelope text ``_line``, or ``_inline`` (a JSON array
-written here: snapshots, and lists under a key a JSON path cannot spell)."""
-
-BODIES = "_df_bodies"
-"""The name :func:`raw_relation` registers the bodies under."""
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def raw_select_sql(
-    source: str = BODIES,
-    *,
-    record_fields: Sequence[str] = (),
-    meta_fields: Sequence[str] = (),
-) -> str:
-    """The SELECT behind the view ``raw``: the record lists of the bodies in ``source`` exploded.
-
-    Without ``record_fields`` each row's ``record`` is the record's JSON text, which a model
-    parses again (``record ->> 'open'``). With them (a model's ``-- record:`` header) each
-    record list is parsed ONCE into typed rows, and ``raw`` has instead ``rec``: a STRUCT of
-    those fields as text (the value of ``record ->> 'field'``: NULL when absent or null, a
-    number's or a nested value's JSON text otherwise); ``meta_fields`` (``-- meta:``) likewise
-    adds ``meta_rec``, parsed once per body rather than once per record. The record's own
-    ``symbol`` is found the same way in both forms.
-
-    Example:
-        >>> "rec" in raw_select_sql(record_fields=["open"])
-        True
-    """
-    meta = ""
-    if meta_fields:
-        shape = json.dumps(dict.fromkeys(meta_fields, "VARCHAR")).replace("'", "''")
-        meta = f", json_transform(meta, '{shape}') AS meta_rec"
-    lists = "CAST(COALESCE(_inline, json_extract(_line, _path)) AS JSON)"
-    if record_fields:
-        # "symbol" is read as JSON, whatever the model declares, to apply the same rule.
-        shape = json.dumps([{**dict.fromkeys(record_fields, "VARCHAR"), "symbol": "JSON"}]).replace(
-            "'", "''"
-        )
-        explode = f"json_transform({lists}, '{shape}') AS _recs"
-        own_symbol = (
-            "CASE WHEN json_type(_r.symbol) = 'VARCHAR' AND (_r.symbol ->> '$') <> '' "
-            "AND NOT contains(_r.symbol ->> '$', ',') THEN _r.symbol ->> '$' END"
-        )
-        packed = ", ".join(
-            f"{_q(name)} := " + ("_r.symbol ->> '$'" if name == "symbol" else f"_r.{_q(name)}")
-            for name in record_fields
-        )
-        record = f"struct_pack({packed}) AS rec"
-    else:
-        explode = f"json_extract({lists}, '$[*]') AS _recs"
-        own_symbol = (
-            "CASE WHEN contains(CAST(_r AS VARCHAR), '\"symbol\"') "
-            "AND json_type(_r, '$.symbol') = 'VARCHAR' "
-            "AND (_r ->> '$.symbol') <> '' AND NOT contains(_r ->> '$.symbol', ',') "
-            "THEN _r ->> '$.symbol' END"
-        )
-        record = "CAST(_r AS VARCHAR) AS record"
-    return f"""
-WITH b AS (
-    SELECT * EXCLUDE (_line, _path, _inline), {explode}{meta}
-    FROM {source}
-),
-u AS (
-    SELECT * EXCLUDE (_recs), unnest(_recs) AS _r, generate_subscripts(_recs, 1) - 1 AS _i
-    FROM b
-)
-SELECT
-    _raw_key,
-    _raw_line,
-    _prefix || CASE WHEN _list IS NULL THEN '' ELSE _list || '[' || _i || ']' END AS _record_path,
-    _run_id,
-    _request_id,
-    _received_at,
-    endpoint,
-    COALESCE(_answer_symbol, {own_symbol}, _fallback_symbol) AS symbol,
-    params,
-    meta,
-    {record},
-    _tz{", meta_rec" if meta_fields else ""}
-FROM u
-"""
-
-
-RAW_VIEW_SQL = "CREATE OR REPLACE TEMP VIEW raw AS " + raw_select_sql()
-"""The view ``raw`` (columns of :data:`RAW_SCHEMA`) over the bodies of one batch.
-
-A record's own ``symbol`` wins over the body's (catalogues list many symbols), except in a
-multi-symbol answer, where the answer's key names the symbol."""
 
 
 @dataclass
@@ -296,7 +166,7 @@ def effective_timezone(params: Mapping[str, Any], meta: Mapping[str, Any]) -> st
 
 
 def _symbol(meta: Mapping[str, Any], envelope: Mapping[str, Any]) -> str | None:
-    """A body's symbol when its records do not name one (see :data:`RAW_VIEW_SQL`)."""
+    """A body's symbol when its records do not name one (see ``raw_view.RAW_VIEW_SQL``)."""
     value = meta.get("symbol")
     if isinstance(value, str) and value and "," not in value:
         return value
@@ -403,8 +273,8 @@ def _flatten_file(key: str, text: bytes, stats: FlattenStats) -> pa.Table:
 class _Records(list[Any]):
     """Stands for a record list that was not parsed: only its length is known.
 
-    The records themselves are read by the engine from the envelope text (:data:`RAW_VIEW_SQL`);
-    flattening only needs how many there are.
+    The records themselves are read by the engine from the envelope text
+    (``raw_view.RAW_VIEW_SQL``); flattening only needs how many there are.
     """
 
     def __init__(self, count: int) -> None:
@@ -551,44 +421,11 @@ def _records(body: Any) -> tuple[dict[str, Any], str | None, list[Any]]:
     return meta, None, ([snapshot] if snapshot else [])
 
 
-@contextmanager
-def raw_relation(
-    engine: Engine,
-    batch: RawBatch,
-    *,
-    record_fields: Sequence[str] = (),
-    meta_fields: Sequence[str] = (),
-) -> Iterator[None]:
-    """Make ``raw`` queryable on ``engine`` for a ``with`` block (see :func:`raw_select_sql`).
-
-    The bodies stay registered as :data:`BODIES` meanwhile (the quarantine reads the records
-    of rejected rows from them).
-
-    Example:
-        >>> with raw_relation(engine, batch):  # doctest: +SKIP
-        ...     rows = engine.sql(model.sql)
-    """
-    engine.register(BODIES, batch.bodies)
-    try:
-        select = raw_select_sql(record_fields=record_fields, meta_fields=meta_fields)
-        engine.sql("CREATE OR REPLACE TEMP VIEW raw AS " + select)
-        yield
-    finally:
-        engine.sql("DROP VIEW IF EXISTS raw")
-        engine.unregister(BODIES)
-
-
 __all__ = [
-    "BODIES",
-    "BODIES_SCHEMA",
-    "RAW_SCHEMA",
-    "RAW_VIEW_SQL",
     "RECORD_LISTS",
     "FlattenStats",
     "RawBatch",
     "effective_timezone",
     "flatten_files",
     "plan_batches",
-    "raw_relation",
-    "raw_select_sql",
 ]

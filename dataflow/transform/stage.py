@@ -190,7 +190,8 @@ class TransformStage:
         *,
         replace_all: bool,
     ) -> None:
-        from dataflow.transform.flatten import flatten_files, raw_relation
+        from dataflow.transform.flatten import flatten_files
+        from dataflow.transform.raw_view import raw_relation
         from dataflow.transform.writer import (
             QUARANTINE_KEY,
             check_output,

@@ -105,7 +105,7 @@ def quarantine_rows(model: Model, rejected: pa.Table, engine: Engine, run_id: st
     :mod:`dataflow.transform.flatten`). The records are read as JSON text from the bodies that
     hold a rejected row only (a model may read ``raw`` typed, without ``record``).
     """
-    from dataflow.transform.flatten import BODIES, raw_select_sql
+    from dataflow.transform.raw_view import BODIES, raw_select_sql
 
     engine.register("_df_rejected", rejected)
     try:

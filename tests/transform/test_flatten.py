@@ -9,7 +9,8 @@ import json
 from dataflow.config import Settings
 from dataflow.engines.duckdb import DuckDBEngine
 from dataflow.storage import ObjectStore, list_raw
-from dataflow.transform.flatten import RAW_SCHEMA, flatten_files, raw_relation
+from dataflow.transform.flatten import flatten_files
+from dataflow.transform.raw_view import RAW_SCHEMA, raw_relation
 
 from .conftest import land
 
