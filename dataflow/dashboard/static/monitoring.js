@@ -36,7 +36,10 @@
     fill($("metric-dimensions"), sets, (v) => dimsText(JSON.parse(v)));
   }
 
+  let drawn = 0; // the latest drawMetric call: an older answer arriving late is dropped
+
   async function drawMetric() {
+    const call = ++drawn;
     const node = $("metric-chart");
     const ns = $("metric-namespace").value;
     const name = $("metric-name").value;
@@ -48,6 +51,7 @@
     const dims = JSON.parse($("metric-dimensions").value || "{}");
     for (const [k, v] of Object.entries(dims)) q.append("dimension", `${k}=${v}`);
     const answer = await api(`/api/metrics/data?${q}`);
+    if (call !== drawn) return; // the selects changed meanwhile: a newer call draws
     const points = answer.datapoints.map((p) => [p.timestamp, p.value]);
     node.setAttribute("data-points", String(points.length));
     node.setAttribute("data-metric", `${ns}/${name}`);

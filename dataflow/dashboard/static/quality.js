@@ -111,7 +111,12 @@
     });
   }
 
+  // The latest call of each: an older answer arriving after a newer one is dropped.
+  let metricCall = 0;
+  let historyCall = 0;
+
   async function drawMetric() {
+    const call = ++metricCall;
     const tableName = document.getElementById("history-table").value;
     const key = document.getElementById("history-metric").value;
     const node = document.getElementById("metric-chart");
@@ -119,15 +124,18 @@
     if (!tableName || !key) { node.setAttribute("data-points", "0"); return; }
     const q = new URLSearchParams({ table: tableName, key });
     const series = await api(`/api/quality/metrics/series?${q}`);
+    if (call !== metricCall) return;
     lineChart(node, key, series.map((p) => [p.time, p.value]), "value");
     node.setAttribute("data-metric", key);
   }
 
   async function drawHistory() {
+    const call = ++historyCall;
     const tableName = document.getElementById("history-table").value;
     if (!tableName) return;
     const q = new URLSearchParams({ table: tableName });
     const [history, keys] = await Promise.all([api(`/api/quality/history?${q}`), api(`/api/quality/metrics?${q}`)]);
+    if (call !== historyCall) return;
     const score = document.getElementById("score-chart");
     lineChart(score, tableName, history.map((h) => [h.CompletedOn, h.Score]), "score", { min: 0, max: 1, scale: false });
     score.setAttribute("data-table", tableName);
