@@ -247,19 +247,7 @@ def history(
     """Show the score and rule counts of a table's evaluations over time, newest first."""
     evaluations = _evaluations(project, table=table, run_id=None, limit=limit)
     rows = [
-        {
-            "ResultId": e.result_id,
-            "CompletedOn": e.completed_on.isoformat() if e.completed_on else None,
-            "RulesetName": e.ruleset_name,
-            "EvaluationContext": e.evaluation_context,
-            "Score": e.score,
-            "RulesPassed": e.count("PASS"),
-            "RulesFailed": e.count("FAIL"),
-            "RulesErrored": e.count("ERROR"),
-            "Rows": e.rows,
-            "SnapshotId": e.snapshot_id,
-            "RunId": e.run_id,
-        }
+        {**e.summary(), "CompletedOn": e.completed_on.isoformat() if e.completed_on else None}
         for e in evaluations
     ]
     if output is OutputFormat.JSON:

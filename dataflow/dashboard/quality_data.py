@@ -185,22 +185,7 @@ def dq_history(db: MetadataDB, dataset: str, *, limit: int = 50) -> list[dict[st
     from dataflow.quality.history import HistoryStore
 
     evaluations = HistoryStore(db).evaluations(dataset=dataset, limit=limit)
-    return [
-        {
-            "ResultId": e.result_id,
-            "CompletedOn": iso(e.completed_on),
-            "RulesetName": e.ruleset_name,
-            "EvaluationContext": e.evaluation_context,
-            "Score": e.score,
-            "RulesPassed": e.count("PASS"),
-            "RulesFailed": e.count("FAIL"),
-            "RulesErrored": e.count("ERROR"),
-            "Rows": e.rows,
-            "SnapshotId": e.snapshot_id,
-            "RunId": e.run_id,
-        }
-        for e in reversed(evaluations)
-    ]
+    return [{**e.summary(), "CompletedOn": iso(e.completed_on)} for e in reversed(evaluations)]
 
 
 def dq_metric_keys(db: MetadataDB, dataset: str) -> list[str]:

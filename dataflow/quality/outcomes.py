@@ -131,6 +131,25 @@ class EvaluationResult:
         """How many rules have this result."""
         return sum(r.result == result for r in self.rule_results)
 
+    def summary(self) -> dict[str, Any]:
+        """One line of ``dataflow dq history``: ids, score and rule counts.
+
+        ``CompletedOn`` is the datetime itself: each caller writes it as its output needs.
+        """
+        return {
+            "ResultId": self.result_id,
+            "CompletedOn": self.completed_on,
+            "RulesetName": self.ruleset_name,
+            "EvaluationContext": self.evaluation_context,
+            "Score": self.score,
+            "RulesPassed": self.count("PASS"),
+            "RulesFailed": self.count("FAIL"),
+            "RulesErrored": self.count("ERROR"),
+            "Rows": self.rows,
+            "SnapshotId": self.snapshot_id,
+            "RunId": self.run_id,
+        }
+
     def aggregated_metrics(self) -> dict[str, float]:
         """Glue's ``AggregatedMetrics``."""
         passed = self.rows if self.rows_passed is None else self.rows_passed
