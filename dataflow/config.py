@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import typing
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
@@ -25,6 +26,7 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 from dataflow.errors import ConfigError
 
@@ -47,6 +49,29 @@ INTERVALS = (
     "1week",
     "1month",
 )
+
+OLDEST_HISTORY = dt.date(1900, 1, 1)
+"""No market history is fetched from before this date (a typo such as 1800 is refused)."""
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+"""A pipeline ``name``: 1-64 letters, digits, ``_ . -``, starting with a letter or digit, so it
+is safe in metric dimensions, log groups, file names and database identifiers."""
+MAX_YAML_DEPTH = 64
+"""``dataflow.yaml`` nested deeper than this is refused (a real one is about 6 levels deep)."""
+
+
+def _invalid(problem: str, fix: str) -> PydanticCustomError:
+    """A validation error whose message says what is wrong and what to do (see _config_error)."""
+    return PydanticCustomError("dataflow", "{problem}", {"problem": problem, "fix": fix})
+
+
+def _check_history_start(value: dt.date | None) -> dt.date | None:
+    today = dt.datetime.now(dt.UTC).date()
+    if value is not None and not OLDEST_HISTORY <= value <= today:
+        raise _invalid(
+            f"must be between {OLDEST_HISTORY} and today ({today})",
+            "use the oldest date to fetch, e.g. 2020-01-01",
+        )
+    return value
 
 
 class _Model(BaseModel):
@@ -116,6 +141,11 @@ class EndpointSettings(_Model):
                 known = ", ".join(INTERVALS)
                 raise ValueError(f"unknown interval {interval!r}; use one of {known}")
         return value
+
+    @field_validator("history_start")
+    @classmethod
+    def _sane_history_start(cls, value: dt.date | None) -> dt.date | None:
+        return _check_history_start(value)
 
 
 def default_endpoints() -> dict[str, EndpointSettings]:
@@ -210,6 +240,36 @@ class TwelveDataSettings(_Model):
         if not re.match(r"^https?://[^\s/]+", value):
             raise ValueError("must be an http(s) URL such as https://api.twelvedata.com")
         return value.rstrip("/")
+
+    @field_validator("history_start")
+    @classmethod
+    def _sane_history_start(cls, value: dt.date) -> dt.date:
+        checked = _check_history_start(value)
+        assert checked is not None
+        return checked
+
+    @field_validator("endpoints")
+    @classmethod
+    def _known_endpoints(cls, value: dict[str, EndpointSettings]) -> dict[str, EndpointSettings]:
+        from dataflow.sources.twelvedata.endpoints import ENDPOINTS, get_endpoint
+
+        for name in value:
+            if name not in ENDPOINTS:
+                try:
+                    get_endpoint(name)
+                except ConfigError as exc:
+                    hint = str(exc).split(" — ", 1)[1]
+                    fix = (
+                        hint
+                        if hint.startswith("did you mean")
+                        else hint.replace("known", "use one of the")
+                    )
+                    raise PydanticCustomError(
+                        "dataflow",
+                        "{problem}",
+                        {"problem": "unknown endpoint", "fix": fix, "key": name},
+                    ) from None
+        return value
 
     @property
     def uses_simulator(self) -> bool:
@@ -582,6 +642,26 @@ class Settings(_Model):
     logging: LogSettings = Field(default_factory=LogSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        if not NAME_PATTERN.fullmatch(value):
+            raise _invalid(
+                "is not a safe pipeline name (1-64 letters, digits, _ . -, "
+                "starting with a letter or digit)",
+                "use a short name such as market-data",
+            )
+        return value
+
+    @field_validator("warehouse")
+    @classmethod
+    def _warehouse_given(cls, value: str) -> str:
+        if not value.strip():
+            raise _invalid(
+                "is empty", "use a folder (relative to the project) or s3://bucket/prefix"
+            )
+        return value
+
     @property
     def warehouse_is_remote(self) -> bool:
         """True for ``s3://`` warehouses."""
@@ -652,9 +732,10 @@ def load_settings(
     data: dict[str, Any] = {}
     origins: dict[tuple[str, ...], str] = {}
     if config_path.is_file():
-        data = _read_yaml(config_path)
+        data, lines = _read_yaml(config_path)
         for path in _leaf_paths(data):
-            origins[path] = str(config_path)
+            line = lines.get(path)
+            origins[path] = f"{config_path}:{line}" if line else str(config_path)
     elif root.exists() and not root.is_dir():
         raise ConfigError(f"{root}: is not a folder — pass --project DIR with a project folder")
 
@@ -675,37 +756,232 @@ def load_settings(
         _set_path(data, path, value)
         origins[path] = "argument"
 
+    data = _resolve_nulls(data, Settings, (), origins, config_path)
     data["project_dir"] = root
     try:
-        return Settings.model_validate(data)
+        settings = Settings.model_validate(data)
     except ValidationError as exc:
         raise _config_error(exc, origins, config_path) from None
+    _check_local_paths(settings, origins, config_path)
+    return settings
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that bounds nesting (the composer recurses once per level)."""
+
+    _depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+                raise ConfigError(
+                    f"{self.name}:{mark.line + 1}: nested more than {MAX_YAML_DEPTH} levels deep "
+                    "— a dataflow.yaml is a few levels of settings; fix the structure there"
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
+    """The file's settings and the line of each key; duplicate keys and bad bytes refused."""
     try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError(f"{path}{where}: {problem} — fix the YAML syntax there") from None
+        raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be read ({exc.strerror}) — check the file") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}:{line}: byte 0x{raw[exc.start]:02x} at offset {exc.start} is not UTF-8 "
+            "— save the file as UTF-8"
+        ) from None
+    try:
+        loader = _StrictLoader(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(_yaml_problem(path, exc, text)) from None
+    loader.name = str(path)
+    try:
+        node = loader.get_single_node()
+        lines = _key_lines(node, path)
+        loaded = loader.construct_document(node) if node is not None else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(_yaml_problem(path, exc, text)) from None
+    finally:
+        loader.dispose()
     if loaded is None:
-        return {}
+        return {}, lines
     if not isinstance(loaded, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of settings, not a list")
-    return _drop_nulls(loaded)
+    return loaded, lines
 
 
-def _drop_nulls(data: dict[str, Any]) -> dict[str, Any]:
-    """A key left empty (``metadata:`` with only comments under it) means "the default"."""
-    return {
-        str(key): _drop_nulls(value) if isinstance(value, dict) else value
-        for key, value in data.items()
-        if value is not None
-    }
+def _yaml_problem(path: Path, exc: yaml.YAMLError, text: str) -> str:
+    if isinstance(exc, yaml.reader.ReaderError):
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        line = text[: exc.position].count("\n") + 1
+        return (
+            f"{path}:{line}: character U+{code:04X} at offset {exc.position} is not allowed in YAML "
+            "— remove it"
+        )
+    mark = getattr(exc, "problem_mark", None)
+    where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+    problem = getattr(exc, "problem", None) or "invalid YAML"
+    return f"{path}{where}: {problem} — fix the YAML syntax there"
+
+
+def _key_lines(root: yaml.Node | None, path: Path) -> dict[tuple[str, ...], int]:
+    """Line of every mapping key by its key path; a key given twice in one mapping is refused.
+
+    YAML itself lets the last duplicate win, which hides the first value from whoever reads it.
+    """
+    lines: dict[tuple[str, ...], int] = {}
+    stack: list[tuple[yaml.Node, tuple[str, ...]]] = [(root, ())] if root is not None else []
+    while stack:
+        node, prefix = stack.pop()
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[str, int] = {}
+            for key_node, value_node in node.value:
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
+                    continue
+                key, line = str(key_node.value), key_node.start_mark.line + 1
+                if key in seen:
+                    dotted = ".".join((*prefix, key))
+                    raise ConfigError(
+                        f"{path}:{line}: {dotted}: given twice (lines {seen[key]} and {line}) "
+                        "— keep one of them"
+                    )
+                seen[key] = line
+                lines[(*prefix, key)] = line
+                stack.append((value_node, (*prefix, key)))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, (*prefix, str(i))) for i, item in enumerate(node.value))
+    return lines
+
+
+def _resolve_nulls(
+    data: Mapping[str, Any],
+    model: type[BaseModel],
+    prefix: tuple[str, ...],
+    origins: Mapping[tuple[str, ...], str],
+    config_path: Path,
+) -> dict[str, Any]:
+    """An empty setting means its default; an empty entry of a list or mapping is refused.
+
+    ``metadata:`` with only comments under it is "the default metadata settings", and ``quote:``
+    under ``endpoints`` is the endpoint with its defaults; but ``stocks:`` under ``symbols``
+    has no default to fall back on, and dropping it would silently ingest no stocks.
+    """
+    resolved: dict[str, Any] = {}
+    for raw_key, value in data.items():
+        key = str(raw_key)
+        field = model.model_fields.get(key)
+        if value is None:
+            continue
+        if field is None or field.annotation is None:
+            resolved[key] = value
+            continue
+        resolved[key] = _resolve_value(
+            value, field.annotation, (*prefix, key), origins, config_path
+        )
+    return resolved
+
+
+def _resolve_value(
+    value: Any,
+    annotation: Any,
+    path: tuple[str, ...],
+    origins: Mapping[tuple[str, ...], str],
+    config_path: Path,
+) -> Any:
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        if isinstance(value, Mapping):
+            return _resolve_nulls(value, annotation, path, origins, config_path)
+        return value
+    if origin is dict and isinstance(value, Mapping) and len(args) == 2:
+        item_type = args[1]
+        is_model = isinstance(item_type, type) and issubclass(item_type, BaseModel)
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            item_path = (*path, str(key))
+            if item is None and not is_model:
+                where = _origin_of(item_path, origins, config_path)
+                raise ConfigError(
+                    f"{where}: {'.'.join(item_path)}: is empty — give a value "
+                    "(a list is written [a, b]; [] for none) or remove the key"
+                )
+            given = {} if item is None else item
+            out[str(key)] = _resolve_value(given, item_type, item_path, origins, config_path)
+        return out
+    if origin is list and isinstance(value, list) and args:
+        item_type = args[0]
+        return [
+            _resolve_value(item, item_type, (*path, str(i)), origins, config_path)
+            for i, item in enumerate(value)
+        ]
+    return value
+
+
+def _origin_of(
+    loc: tuple[str, ...], origins: Mapping[tuple[str, ...], str], config_path: Path
+) -> str:
+    for i in range(len(loc), 0, -1):
+        origin = origins.get(loc[:i])
+        if origin:
+            return origin
+    return str(config_path)
+
+
+def _check_local_paths(
+    settings: Settings, origins: Mapping[tuple[str, ...], str], config_path: Path
+) -> None:
+    """Refuse a warehouse that is a file, and SQLite databases in folders nobody made.
+
+    Dataflow creates the folders it owns (the project's, the warehouse, the state folder); a
+    SQLite URL into a missing folder elsewhere is almost always a typo, and creating it would
+    scatter a project's state over the disk.
+    """
+    if not settings.warehouse_is_remote:
+        warehouse = Path(settings.warehouse_uri)
+        if warehouse.exists() and not warehouse.is_dir():
+            where = _origin_of(("warehouse",), origins, config_path)
+            raise ConfigError(
+                f"{where}: warehouse: {settings.warehouse!r} is a file, not a folder "
+                "— use a folder (relative to the project) or s3://bucket/prefix"
+            )
+    owned = (settings.project_dir.resolve(), settings.state_dir.resolve())
+    for key, secret in (
+        ("metadata.url", settings.metadata.url),
+        ("catalog.url", settings.catalog.url),
+    ):
+        if secret is None:
+            continue
+        folder = _sqlite_folder(secret.get_secret_value())
+        if folder is None or folder.is_dir():
+            continue
+        where = _origin_of(tuple(key.split(".")), origins, config_path)
+        if folder.exists():
+            raise ConfigError(
+                f"{where}: {key}: {folder} is a file, not a folder "
+                "— point the SQLite URL into a folder"
+            )
+        if not any(folder.is_relative_to(base) for base in owned):
+            raise ConfigError(
+                f"{where}: {key}: folder {folder} does not exist — create it first, or "
+                "leave the setting out to keep the database in the warehouse"
+            )
+
+
+def _sqlite_folder(url: str) -> Path | None:
+    """The folder of a SQLite file URL (relative paths as SQLite reads them: from the cwd)."""
+    match = re.match(r"sqlite(?:\+\w+)?:///([^?]*)", url)
+    if match is None or match.group(1) in ("", ":memory:"):
+        return None
+    return Path(match.group(1)).expanduser().resolve().parent
 
 
 def _parse_scalar(raw: str) -> Any:
@@ -774,23 +1050,27 @@ def _config_error(
     exc: ValidationError, origins: Mapping[tuple[str, ...], str], config_path: Path
 ) -> ConfigError:
     err = exc.errors(include_url=False)[0]
+    ctx = err.get("ctx", {})
     loc = tuple(str(part) for part in err["loc"])
-    origin = None
-    for i in range(len(loc), 0, -1):
-        origin = origins.get(loc[:i])
-        if origin:
-            break
-    source = origin or str(config_path)
+    if err["type"] == "dataflow" and "key" in ctx:
+        loc = (*loc, str(ctx["key"]))
+    source = _origin_of(loc, origins, config_path)
     key = ".".join(loc) or "(top level)"
     value = err.get("input")
     secret = {"api_key", "access_key_id", "secret_access_key"} & set(loc) or key in {
         "metadata.url",
         "catalog.url",
     }
-    shown = "***" if secret else repr(value)
+    shown = "***" if secret else value.isoformat() if isinstance(value, dt.date) else repr(value)
+    if len(shown) > 60:
+        shown = f"{shown[:40]}…({len(shown)} characters)"
+    if err["type"] == "dataflow":
+        if "key" in ctx:
+            return ConfigError(f"{source}: {key}: {ctx['problem']} — {ctx['fix']}")
+        return ConfigError(f"{source}: {key}: {shown} {ctx['problem']} — {ctx['fix']}")
     if err["type"] == "extra_forbidden":
         return ConfigError(f"{source}: {key}: unknown setting — {_FIXES['extra_forbidden']}")
     message = str(err["msg"])
     message = message.removeprefix("Value error, ")
-    fix = _FIXES.get(err["type"], "fix the value").format(**err.get("ctx", {}))
+    fix = _FIXES.get(err["type"], "fix the value").format(**ctx)
     return ConfigError(f"{source}: {key}: {shown} is invalid ({message}) — {fix}")
