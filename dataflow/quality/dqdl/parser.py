@@ -86,6 +86,8 @@ _VALUE_KEYWORDS: dict[str, Operand] = {
 }
 _MAX_LABELS, _MAX_KEY, _MAX_VALUE = 10, 128, 256
 _UNGROUPED = "Each rule of a composite rule must be in parentheses"
+MAX_NESTING = 50
+"""Parentheses and function calls nest at most this deep (the parser recurses once per level)."""
 
 
 def parse_ruleset(text: str) -> Ruleset:
@@ -175,6 +177,7 @@ class _Parser:
         self.source = source
         self.tokens = tokenize(source)
         self.pos = 0
+        self.depth = 0
         self.constants: dict[str, str | tuple[str, ...]] = dict(constants or {})
 
     # --- cursor --------------------------------------------------------------------------------
@@ -218,6 +221,12 @@ class _Parser:
     def expect_end(self, where: str) -> None:
         if self.tok.kind != "EOF":
             raise self.error(f"unexpected input {where}")
+
+    def enter(self) -> None:
+        """One level deeper (a parenthesis or a function call); refuse absurd nesting."""
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise self.error(f"Nested more than {MAX_NESTING} levels deep")
 
     def text_from(self, start: Token) -> str:
         return self.source[start.start : self.tokens[self.pos - 1].end]
@@ -386,7 +395,9 @@ class _Parser:
         if not self.is_op("("):
             return self.dq_rule(), False
         self.advance()
+        self.enter()
         node = self.top_rule()
+        self.depth -= 1
         self.expect_op(")", "to close the parenthesis")
         if self.is_word("labels"):
             label_tok = self.advance()
@@ -648,7 +659,9 @@ class _Parser:
             if self.is_word("now", token=self.peek()):
                 return self.now_offset()
             self.advance()
+            self.enter()
             inner = self.operand()
+            self.depth -= 1
             self.expect_op(")", "to close the parenthesis")
             return inner
         if token.kind == "IDENT":
@@ -706,6 +719,7 @@ class _Parser:
             known = ", ".join(sorted(FUNCTIONS))
             raise self.error(f"Unknown function: {name_tok.value} (DQDL has {known})", name_tok)
         self.advance()
+        self.enter()
         args: list[NumericOperand] = []
         while not self.is_op(")"):
             if args:
@@ -715,5 +729,6 @@ class _Parser:
             if not isinstance(arg, NumberLiteral | FunctionCall | BinaryOp):
                 raise self.error("Function arguments are numbers or expressions", arg_tok)
             args.append(arg)
+        self.depth -= 1
         self.advance()
         return FunctionCall(name_tok.value, tuple(args))
