@@ -35,6 +35,7 @@ def _register() -> None:
         simulator,
         sql,
         transform,
+        validate,
     )
 
     for module in (
@@ -54,6 +55,7 @@ def _register() -> None:
         dashboard,
         raw,
         simulator,
+        validate,
     ):
         module.register(app)
 

@@ -1,0 +1,507 @@
+"""Check a project before anything is spent: ``dataflow validate``, and the start of every run.
+
+Each check reuses the validator of the stage it stands for (the endpoint registry and the request
+planner, the SQL models and the engine that runs them, the DQDL parser, the dashboard schema,
+CloudWatch statistics, EventBridge expressions, the object store and the catalog); none of them
+calls the market-data API or writes to the warehouse. A problem is one line naming the file or
+setting and the fix.
+
+=============  ==============================================================================
+check          what passes
+=============  ==============================================================================
+config         ``dataflow.yaml`` and the environment load (else nothing else is checked)
+endpoints      every enabled endpoint is known and has its required parameters
+symbols        every enabled endpoint's symbol groups exist; symbols are plain names
+engine         ``transform.engine`` is available
+models         every enabled model compiles on an empty ``raw`` and returns its key and lineage
+rulesets       every ``quality/*.dqdl`` (and built-in ruleset) parses; policies are known
+dashboards     every dashboard file matches the schema (``full``: its SQL runs too)
+alarms         every alarm's statistic is one CloudWatch knows
+schedules      every job's expression and time zone parse, and it has a command
+storage        the warehouse can be written (local) or listed (S3)
+catalog        the metadata database and the Iceberg catalog can be reached
+=============  ==============================================================================
+
+Example:
+    >>> report = validate_project("/nonexistent-project", env={})
+    >>> report.exit_code, [c.name for c in report.checks][:3]
+    (0, ['config', 'endpoints', 'symbols'])
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dataflow.errors import ConfigError, DataflowError
+
+if TYPE_CHECKING:
+    from dataflow.config import Settings
+    from dataflow.engines.base import Engine
+
+
+class Status(StrEnum):
+    """The outcome of one check."""
+
+    OK = "ok"
+    """Everything the check looks at is usable."""
+    FAILED = "failed"
+    """At least one problem; each is listed with its fix."""
+    SKIPPED = "skipped"
+    """Not checked, and why (e.g. the configuration did not load)."""
+
+
+@dataclass
+class Check:
+    """One check: its name, outcome, what it looked at, and each problem in one line."""
+
+    name: str
+    status: Status = Status.OK
+    detail: str = ""
+    problems: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data for ``--format json``."""
+        return {
+            "name": self.name,
+            "status": self.status.value,
+            "detail": self.detail,
+            "problems": list(self.problems),
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass
+class ValidationReport:
+    """Every check of a project, in order."""
+
+    checks: list[Check]
+
+    @property
+    def ok(self) -> bool:
+        """No check failed."""
+        return all(check.status is not Status.FAILED for check in self.checks)
+
+    @property
+    def problems(self) -> list[str]:
+        """Every problem of every check, in check order."""
+        return [problem for check in self.checks for problem in check.problems]
+
+    @property
+    def exit_code(self) -> int:
+        """0 all passed, 2 the configuration did not load, 1 another check failed."""
+        if self.checks and self.checks[0].name == "config" and self.checks[0].problems:
+            return 2
+        return 0 if self.ok else 1
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data for ``--format json``."""
+        return {
+            "ok": self.ok,
+            "exit_code": self.exit_code,
+            "checks": [check.as_dict() for check in self.checks],
+        }
+
+
+# --- the checks ---------------------------------------------------------------------------------
+
+
+def check_endpoints(settings: Settings) -> tuple[str, list[str]]:
+    """Enabled endpoints are known and carry their required parameters."""
+    from dataflow.sources.twelvedata.endpoints import EndpointKind, get_endpoint
+
+    problems: list[str] = []
+    enabled = settings.sources.twelvedata.enabled_endpoints()
+    for name, ep in enabled.items():
+        where = f"sources.twelvedata.endpoints.{name}"
+        try:
+            endpoint = get_endpoint(name)
+        except ConfigError as exc:
+            problems.append(f"{where}: {exc}")
+            continue
+        for param in endpoint.required_params:
+            # Series and indicators get ``interval`` from ``intervals`` (default 1day).
+            if param == "interval" and endpoint.kind in (
+                EndpointKind.SERIES,
+                EndpointKind.INDICATOR,
+            ):
+                continue
+            if param not in ep.params and param not in endpoint.default_params:
+                problems.append(
+                    f"{where}: the API requires the parameter {param!r} — add it under "
+                    f"params (e.g. params: {{{param}: …}})"
+                )
+    return f"{len(enabled)} enabled", problems
+
+
+def check_symbols(settings: Settings) -> tuple[str, list[str]]:
+    """Each enabled endpoint's symbol groups exist; each symbol is a plain name."""
+    from dataflow.sources.twelvedata.endpoints import EndpointKind, get_endpoint
+    from dataflow.sources.twelvedata.plan import endpoint_symbols
+
+    td = settings.sources.twelvedata
+    problems: list[str] = []
+    for group, members in td.symbols.items():
+        for symbol in members:
+            if not symbol.strip() or symbol != symbol.strip() or "," in symbol:
+                problems.append(
+                    f"sources.twelvedata.symbols.{group}: {symbol!r} is not a symbol "
+                    "— write one ticker per list entry, without spaces or commas"
+                )
+    for name, ep in td.enabled_endpoints().items():
+        try:
+            if get_endpoint(name).kind is EndpointKind.CATALOG:
+                continue
+            endpoint_symbols(name, ep, td.symbols, None)
+        except ConfigError as exc:
+            problems.append(str(exc))
+    total = sum(len(members) for members in td.symbols.values())
+    return f"{total} symbol(s) in {len(td.symbols)} group(s)", problems
+
+
+def check_models(settings: Settings, engine: Engine) -> tuple[str, list[str]]:
+    """Every enabled model compiles on an empty ``raw`` and returns its key and lineage."""
+    from dataflow.storage.objectstore import LocalStore
+    from dataflow.transform.flatten import flatten_files
+    from dataflow.transform.models import discover_models, select_models
+    from dataflow.transform.raw_view import raw_relation
+    from dataflow.transform.writer import check_output
+
+    try:
+        models = select_models(discover_models(settings.project_dir), None)
+    except DataflowError as exc:
+        return "", [str(exc)]
+    problems: list[str] = []
+    empty, _ = flatten_files(LocalStore(settings.project_dir), [])  # no file is read
+    for model in models:
+        try:
+            with raw_relation(
+                engine, empty, record_fields=model.record_fields, meta_fields=model.meta_fields
+            ):
+                check_output(model, engine.sql(model.sql))
+        except DataflowError as exc:
+            text = str(exc)
+            problems.append(text if model.origin in text else f"{model.origin}: {text}")
+    return f"{len(models)} model(s) compile", problems
+
+
+def check_rulesets(settings: Settings) -> tuple[str, list[str]]:
+    """The project's ``quality/*.dqdl`` and the built-in rulesets parse; policies are known."""
+    from dataflow.quality.dqdl import parse_ruleset
+    from dataflow.quality.freshness import ruleset_text
+    from dataflow.quality.policy import BUILTIN_RULESETS, policy_for
+
+    files: dict[str, Path] = {p.stem: p for p in sorted(Path(BUILTIN_RULESETS).glob("*.dqdl"))}
+    folder = settings.project_dir / "quality"
+    if folder.is_dir():
+        files.update({p.stem: p for p in sorted(folder.glob("*.dqdl"))})
+    problems: list[str] = []
+    for table, path in files.items():
+        try:
+            text = ruleset_text(path, settings)
+            policy_for(table, parse_ruleset(text), settings)
+        except DataflowError as exc:
+            problems.append(f"{path}: {exc}")
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(f"{path}: cannot read it ({type(exc).__name__}) — fix the file")
+    return f"{len(files)} ruleset(s) parse", problems
+
+
+def check_dashboards(settings: Settings, *, full: bool) -> tuple[str, list[str]]:
+    """Every dashboard file matches the schema; with ``full`` its SQL runs on the catalog."""
+    from dataflow.dashboard.spec import dashboard_files, load_file
+
+    files = list(dashboard_files(settings).values())
+    problems: list[str] = []
+    for path in files:
+        try:
+            load_file(path)
+        except DataflowError as exc:
+            problems.append(f"{exc} — fix the YAML (see docs/dashboards.md)")
+    if full and not problems:
+        missing = _tables_missing(settings)
+        if missing:
+            return f"{len(files)} dashboard(s); SQL not run: {missing} not created yet", problems
+        from dataflow.dashboard.checks import validate_file
+        from dataflow.dashboard.visuals import DashboardRunner
+
+        with DashboardRunner(settings) as runner:
+            for path in files:
+                try:
+                    problems.extend(validate_file(runner, path))
+                except Exception as exc:  # a dashboard's own failure must not hide the others
+                    problems.append(f"{path}: could not be checked ({type(exc).__name__}: {exc})")
+        return f"{len(files)} dashboard(s), SQL run", problems
+    return f"{len(files)} dashboard(s)", problems
+
+
+def _tables_missing(settings: Settings) -> str:
+    """Which clean tables the models write are not in the catalog yet ('' when all are).
+
+    Before the first run the dashboards' SQL cannot run; a local project without a metadata
+    database has no tables, and it is not created just to find that out.
+    """
+    from dataflow.catalog.iceberg import open_catalog
+    from dataflow.transform.models import discover_models
+
+    targets = sorted(
+        {m.target for m in discover_models(settings.project_dir).values() if m.enabled}
+    )
+    local = settings.metadata.url is None and settings.catalog.url is None
+    if local and not (settings.state_dir / "dataflow.db").is_file():
+        return "the tables"
+    namespace = settings.catalog.namespace
+    try:
+        present = {ident[-1] for ident in open_catalog(settings).list_tables(namespace)}
+    except Exception:  # no namespace yet, or an unreachable catalog (the catalog check says)
+        return "the tables"
+    absent = [t for t in targets if t not in present]
+    if not absent:
+        return ""
+    return ", ".join(absent[:3]) + (f" and {len(absent) - 3} more" if len(absent) > 3 else "")
+
+
+def check_alarms(settings: Settings) -> tuple[str, list[str]]:
+    """Every alarm (configured, or the defaults) names a statistic CloudWatch knows."""
+    from dataflow.monitor.default_alarms import configured_alarms
+    from dataflow.monitor.statistics import check_statistic
+
+    alarms = configured_alarms(settings)
+    problems: list[str] = []
+    for spec in alarms:
+        try:
+            check_statistic(spec.statistic)
+        except DataflowError as exc:
+            problems.append(f"alarms: {spec.name}: {exc}")
+    return f"{len(alarms)} alarm(s)", problems
+
+
+def check_schedules(settings: Settings) -> tuple[str, list[str]]:
+    """Every job's expression parses (again: the settings may come from elsewhere)."""
+    from dataflow.schedule.expressions import parse_expression, zone
+
+    problems: list[str] = []
+    for job in settings.schedule.jobs:
+        try:
+            parse_expression(job.schedule)
+            zone(job.timezone)
+        except DataflowError as exc:
+            problems.append(f"schedule.jobs: {job.name}: {exc}")
+        if not job.command:
+            problems.append(f"schedule.jobs: {job.name}: command is empty — e.g. [run]")
+    return f"{len(settings.schedule.jobs)} job(s)", problems
+
+
+def check_storage(settings: Settings) -> tuple[str, list[str]]:
+    """The local warehouse can be created and written; an S3 warehouse can be listed."""
+    if settings.warehouse_is_remote:
+        from dataflow.storage import open_store
+
+        try:
+            open_store(settings).exists("raw")
+        except DataflowError as exc:
+            return settings.warehouse_uri, [f"warehouse: {exc}"]
+        return f"{settings.warehouse_uri} reachable", []
+    folder = Path(settings.warehouse_uri)
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return str(folder), [f"warehouse: {existing} is a file, not a folder — use a folder"]
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return str(folder), [
+            f"warehouse: {existing} is not writable — fix its permissions or choose another folder"
+        ]
+    return f"{folder} writable", []
+
+
+def check_catalog(settings: Settings) -> tuple[str, list[str]]:
+    """The metadata database and the Iceberg catalog answer (local SQLite: nothing to reach)."""
+    problems: list[str] = []
+    reached: list[str] = []
+    if settings.metadata.url is not None and not _is_sqlite(settings.metadata_url):
+        problem = _ping_database(settings.metadata_url, "metadata.url")
+        problems.extend([problem] if problem else [])
+        reached.append("metadata database")
+    catalog = settings.catalog
+    explicit = catalog.url is not None and not _is_sqlite(catalog.url.get_secret_value())
+    if (
+        catalog.type.value != "sql"
+        or explicit
+        or (
+            catalog.url is None
+            and settings.metadata.url is not None
+            and not problems
+            and not _is_sqlite(settings.metadata_url)
+        )
+    ):
+        from dataflow.catalog.iceberg import open_catalog
+
+        try:
+            open_catalog(settings).list_namespaces()
+            reached.append(f"{catalog.type.value} catalog")
+        except DataflowError as exc:
+            problems.append(f"catalog: {exc}")
+        except Exception as exc:  # a catalog's own client error (REST, Glue): one line
+            problems.append(
+                f"catalog: the {catalog.type.value} catalog does not answer "
+                f"({type(exc).__name__}) — check catalog.url and catalog.properties"
+            )
+    return (", ".join(reached) + " reachable") if reached else "local SQLite", problems
+
+
+def _is_sqlite(url: str) -> bool:
+    return url.startswith("sqlite")
+
+
+def _ping_database(url: str, key: str) -> str | None:
+    import sqlalchemy as sa
+
+    try:
+        engine = sa.create_engine(_driver_url(url), pool_pre_ping=False)
+    except Exception as exc:  # bad URL or a missing driver
+        name = type(exc).__name__
+        extra = (
+            " — install it with: pip install 'dataflow-etl[postgres]'" if "postgres" in url else ""
+        )
+        return f"{key}: cannot use this database URL ({name}){extra or ' — check the URL'}"
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+    except Exception as exc:  # connection refused, authentication, unknown database
+        return (
+            f"{key}: the database does not answer ({type(exc).__name__}) — check the URL, the "
+            "server and the credentials"
+        )
+    finally:
+        engine.dispose()
+    return None
+
+
+def _driver_url(url: str) -> str:
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+# --- running them -------------------------------------------------------------------------------
+
+
+def validate_settings(settings: Settings, *, full: bool = True) -> ValidationReport:
+    """Run every check on loaded settings.
+
+    Args:
+        settings: the project's settings (already valid as configuration).
+        full: also run each dashboard's SQL on the catalog (``dataflow validate``); the start
+            of a run leaves it out, as dashboards cost no credits.
+    """
+    from dataflow.engines import get_engine
+
+    checks = [Check("config", detail=str(settings.project_dir))]
+    steps: list[tuple[str, Callable[[], tuple[str, list[str]]]]] = [
+        ("endpoints", lambda: check_endpoints(settings)),
+        ("symbols", lambda: check_symbols(settings)),
+    ]
+    for name, step in steps:
+        checks.append(_timed(name, step))
+
+    engine_check = Check("engine")
+    engine: Engine | None = None
+    started = time.perf_counter()
+    try:
+        engine = get_engine(settings.transform.engine)
+        engine_check.detail = settings.transform.engine
+    except DataflowError as exc:
+        engine_check.problems.append(f"transform.engine: {exc}")
+    engine_check.seconds = time.perf_counter() - started
+    checks.append(_finish(engine_check))
+    if engine is None:
+        checks.append(Check("models", Status.SKIPPED, "no engine to compile them"))
+    else:
+        try:
+            checks.append(_timed("models", lambda: check_models(settings, engine)))
+        finally:
+            engine.close()
+    rest: list[tuple[str, Callable[[], tuple[str, list[str]]]]] = [
+        ("rulesets", lambda: check_rulesets(settings)),
+        ("dashboards", lambda: check_dashboards(settings, full=full)),
+        ("alarms", lambda: check_alarms(settings)),
+        ("schedules", lambda: check_schedules(settings)),
+        ("storage", lambda: check_storage(settings)),
+        ("catalog", lambda: check_catalog(settings)),
+    ]
+    for name, step in rest:
+        checks.append(_timed(name, step))
+    return ValidationReport(checks)
+
+
+def validate_project(
+    project_dir: str | Path | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    full: bool = True,
+) -> ValidationReport:
+    """Load a project's settings and run every check; a configuration error is the first check.
+
+    Example:
+        >>> validate_project("/nonexistent-project", env={}).ok
+        True
+    """
+    from dataflow.config import load_settings
+
+    try:
+        settings = load_settings(project_dir, env=env)
+    except ConfigError as exc:
+        config = Check("config", Status.FAILED, problems=[str(exc)])
+        return ValidationReport([config])
+    return validate_settings(settings, full=full)
+
+
+def preflight(settings: Settings) -> None:
+    """The checks at the start of a run: refuse, before any API call, a project that would fail.
+
+    Raises:
+        ConfigError: the first problem, and how many more ``dataflow validate`` lists.
+    """
+    report = validate_settings(settings, full=False)
+    problems = report.problems
+    if problems:
+        more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+        raise ConfigError(
+            f"{problems[0]}{more} — nothing was fetched; see them all with `dataflow validate`"
+        )
+
+
+def _timed(name: str, step: Callable[[], tuple[str, list[str]]]) -> Check:
+    check = Check(name)
+    started = time.perf_counter()
+    try:
+        check.detail, check.problems = step()
+    except DataflowError as exc:
+        check.problems = [str(exc)]
+    check.seconds = time.perf_counter() - started
+    return _finish(check)
+
+
+def _finish(check: Check) -> Check:
+    # One line per problem: an engine's message may go on (candidates, a caret line).
+    check.problems = [" ".join(p.strip().splitlines()[:1]) or p for p in check.problems]
+    if check.problems:
+        check.status = Status.FAILED
+    return check
+
+
+__all__ = [
+    "Check",
+    "Status",
+    "ValidationReport",
+    "preflight",
+    "validate_project",
+    "validate_settings",
+]
