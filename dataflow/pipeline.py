@@ -166,12 +166,15 @@ def run_pipeline(
     Raises:
         StageError: a stage failed terminally (the run is recorded as failed first).
         LockTimeoutError: another run holds the project lock.
+        ConfigError: the project fails a check of ``dataflow validate`` (nothing is fetched).
     """
     from dataflow.metadata import RunStore
     from dataflow.monitor.logs import stage_context
+    from dataflow.validate import preflight
 
     options = options or RunOptions()
     chosen = list(stages) if stages is not None else default_stages()
+    preflight(settings)  # before the lock, the run record and any API call
     with open_run(settings, options) as ctx:
         runs = RunStore(ctx.db)
         stage_names = [stage.name for stage in chosen]
