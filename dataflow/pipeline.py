@@ -174,7 +174,7 @@ def run_pipeline(
 
     options = options or RunOptions()
     chosen = list(stages) if stages is not None else default_stages()
-    preflight(settings)  # before the lock, the run record and any API call
+    preflight(settings, options, [stage.name for stage in chosen])  # before any API call
     with open_run(settings, options) as ctx:
         runs = RunStore(ctx.db)
         stage_names = [stage.name for stage in chosen]

@@ -15,7 +15,7 @@ symbols        every enabled endpoint's symbol groups exist; symbols are plain n
 engine         ``transform.engine`` is available
 models         every enabled model compiles on an empty ``raw`` and returns its key and lineage
 rulesets       every ``quality/*.dqdl`` (and built-in ruleset) parses; policies are known
-dashboards     every dashboard file matches the schema (``full``: its SQL runs too)
+dashboards     every dashboard file matches the schema (``full``: its SQL runs too; not at a run)
 alarms         every alarm's statistic is one CloudWatch knows
 schedules      every job's expression and time zone parse, and it has a command
 storage        the warehouse can be written (local) or listed (S3)
@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 from dataflow.errors import ConfigError, DataflowError
 
 if TYPE_CHECKING:
-    from dataflow.config import Settings
+    from dataflow.config import EndpointSettings, Settings
     from dataflow.engines.base import Engine
 
 
@@ -112,14 +112,29 @@ class ValidationReport:
 # --- the checks ---------------------------------------------------------------------------------
 
 
-def check_endpoints(settings: Settings) -> tuple[str, list[str]]:
-    """Enabled endpoints are known and carry their required parameters."""
+def _chosen_endpoints(
+    settings: Settings, endpoints: Sequence[str] | None
+) -> dict[str, EndpointSettings]:
+    """The endpoints a run calls: those named (``--endpoints``), else every enabled one."""
+    from dataflow.config import EndpointSettings
+
+    configured = settings.sources.twelvedata.endpoints
+    if endpoints:
+        return {name: configured.get(name) or EndpointSettings() for name in endpoints}
+    return settings.sources.twelvedata.enabled_endpoints()
+
+
+def check_endpoints(
+    settings: Settings, endpoints: Sequence[str] | None = None
+) -> tuple[str, list[str]]:
+    """The endpoints to call are known and carry their required parameters."""
     from dataflow.sources.twelvedata.endpoints import EndpointKind, get_endpoint
 
     problems: list[str] = []
-    enabled = settings.sources.twelvedata.enabled_endpoints()
+    enabled = _chosen_endpoints(settings, endpoints)
+    configured = settings.sources.twelvedata.endpoints
     for name, ep in enabled.items():
-        where = f"sources.twelvedata.endpoints.{name}"
+        where = f"sources.twelvedata.endpoints.{name}" if name in configured else "--endpoints"
         try:
             endpoint = get_endpoint(name)
         except ConfigError as exc:
@@ -137,28 +152,37 @@ def check_endpoints(settings: Settings) -> tuple[str, list[str]]:
                     f"{where}: the API requires the parameter {param!r} — add it under "
                     f"params (e.g. params: {{{param}: …}})"
                 )
-    return f"{len(enabled)} enabled", problems
+    return f"{len(enabled)} {'chosen' if endpoints else 'enabled'}", problems
 
 
-def check_symbols(settings: Settings) -> tuple[str, list[str]]:
-    """Each enabled endpoint's symbol groups exist; each symbol is a plain name."""
+def check_symbols(
+    settings: Settings,
+    endpoints: Sequence[str] | None = None,
+    symbols: Sequence[str] | None = None,
+) -> tuple[str, list[str]]:
+    """The symbol groups of the endpoints to call exist; each symbol is a plain name.
+
+    ``symbols`` (``--symbols``) replaces the groups for a run: then only those are checked.
+    """
     from dataflow.sources.twelvedata.endpoints import EndpointKind, get_endpoint
     from dataflow.sources.twelvedata.plan import endpoint_symbols
 
     td = settings.sources.twelvedata
     problems: list[str] = []
-    for group, members in td.symbols.items():
+    groups = {"--symbols": list(symbols)} if symbols else td.symbols
+    for group, members in groups.items():
         for symbol in members:
             if not symbol.strip() or symbol != symbol.strip() or "," in symbol:
+                where = group if symbols else f"sources.twelvedata.symbols.{group}"
                 problems.append(
-                    f"sources.twelvedata.symbols.{group}: {symbol!r} is not a symbol "
+                    f"{where}: {symbol!r} is not a symbol "
                     "— write one ticker per list entry, without spaces or commas"
                 )
-    for name, ep in td.enabled_endpoints().items():
+    for name, ep in _chosen_endpoints(settings, endpoints).items():
         try:
             if get_endpoint(name).kind is EndpointKind.CATALOG:
                 continue
-            endpoint_symbols(name, ep, td.symbols, None)
+            endpoint_symbols(name, ep, td.symbols, symbols)
         except ConfigError as exc:
             problems.append(str(exc))
     total = sum(len(members) for members in td.symbols.values())
@@ -393,51 +417,72 @@ def _driver_url(url: str) -> str:
 # --- running them -------------------------------------------------------------------------------
 
 
-def validate_settings(settings: Settings, *, full: bool = True) -> ValidationReport:
-    """Run every check on loaded settings.
+STAGE_CHECKS: dict[str, tuple[str, ...]] = {
+    "ingest": ("endpoints", "symbols"),
+    "transform": ("engine", "models"),
+    "quality": ("rulesets",),
+}
+"""The checks a run makes for each of its stages; alarms, schedules, storage and catalog are
+checked for every run. Dashboards cost no credits: only ``dataflow validate`` checks them."""
+
+
+def validate_settings(
+    settings: Settings,
+    *,
+    full: bool = True,
+    stages: Sequence[str] | None = None,
+    endpoints: Sequence[str] | None = None,
+    symbols: Sequence[str] | None = None,
+) -> ValidationReport:
+    """Run the checks on loaded settings.
 
     Args:
         settings: the project's settings (already valid as configuration).
-        full: also run each dashboard's SQL on the catalog (``dataflow validate``); the start
-            of a run leaves it out, as dashboards cost no credits.
+        full: also run each dashboard's SQL on the catalog, once the tables exist.
+        stages: only the checks these stages need (see :data:`STAGE_CHECKS`), and no
+            dashboards; default: every check.
+        endpoints: only these endpoints are called (``--endpoints``).
+        symbols: these symbols replace the groups (``--symbols``).
     """
     from dataflow.engines import get_engine
 
+    wanted: set[str] | None = None
+    if stages is not None:
+        wanted = {"alarms", "schedules", "storage", "catalog"}
+        wanted.update(name for stage in stages for name in STAGE_CHECKS.get(stage, ()))
     checks = [Check("config", detail=str(settings.project_dir))]
-    steps: list[tuple[str, Callable[[], tuple[str, list[str]]]]] = [
-        ("endpoints", lambda: check_endpoints(settings)),
-        ("symbols", lambda: check_symbols(settings)),
-    ]
-    for name, step in steps:
-        checks.append(_timed(name, step))
 
-    engine_check = Check("engine")
-    engine: Engine | None = None
-    started = time.perf_counter()
-    try:
-        engine = get_engine(settings.transform.engine)
-        engine_check.detail = settings.transform.engine
-    except DataflowError as exc:
-        engine_check.problems.append(f"transform.engine: {exc}")
-    engine_check.seconds = time.perf_counter() - started
-    checks.append(_finish(engine_check))
-    if engine is None:
-        checks.append(Check("models", Status.SKIPPED, "no engine to compile them"))
-    else:
+    def step(name: str, run: Callable[[], tuple[str, list[str]]]) -> None:
+        if wanted is None or name in wanted:
+            checks.append(_timed(name, run))
+
+    step("endpoints", lambda: check_endpoints(settings, endpoints))
+    step("symbols", lambda: check_symbols(settings, endpoints, symbols))
+    if wanted is None or "engine" in wanted:
+        engine_check = Check("engine")
+        engine: Engine | None = None
+        started = time.perf_counter()
         try:
-            checks.append(_timed("models", lambda: check_models(settings, engine)))
-        finally:
-            engine.close()
-    rest: list[tuple[str, Callable[[], tuple[str, list[str]]]]] = [
-        ("rulesets", lambda: check_rulesets(settings)),
-        ("dashboards", lambda: check_dashboards(settings, full=full)),
-        ("alarms", lambda: check_alarms(settings)),
-        ("schedules", lambda: check_schedules(settings)),
-        ("storage", lambda: check_storage(settings)),
-        ("catalog", lambda: check_catalog(settings)),
-    ]
-    for name, step in rest:
-        checks.append(_timed(name, step))
+            engine = get_engine(settings.transform.engine)
+            engine_check.detail = settings.transform.engine
+        except DataflowError as exc:
+            engine_check.problems.append(f"transform.engine: {exc}")
+        engine_check.seconds = time.perf_counter() - started
+        checks.append(_finish(engine_check))
+        if engine is None:
+            checks.append(Check("models", Status.SKIPPED, "no engine to compile them"))
+        else:
+            compiler = engine
+            try:
+                step("models", lambda: check_models(settings, compiler))
+            finally:
+                engine.close()
+    step("rulesets", lambda: check_rulesets(settings))
+    step("dashboards", lambda: check_dashboards(settings, full=full))
+    step("alarms", lambda: check_alarms(settings))
+    step("schedules", lambda: check_schedules(settings))
+    step("storage", lambda: check_storage(settings))
+    step("catalog", lambda: check_catalog(settings))
     return ValidationReport(checks)
 
 
@@ -463,13 +508,24 @@ def validate_project(
     return validate_settings(settings, full=full)
 
 
-def preflight(settings: Settings) -> None:
+def preflight(settings: Settings, options: Any = None, stages: Sequence[str] = ()) -> None:
     """The checks at the start of a run: refuse, before any API call, a project that would fail.
+
+    Args:
+        settings: the project.
+        options: the run's ``RunOptions`` (its ``endpoints`` and ``symbols`` narrow the checks).
+        stages: the names of the stages the run will run.
 
     Raises:
         ConfigError: the first problem, and how many more ``dataflow validate`` lists.
     """
-    report = validate_settings(settings, full=False)
+    report = validate_settings(
+        settings,
+        full=False,
+        stages=list(stages),
+        endpoints=getattr(options, "endpoints", None),
+        symbols=getattr(options, "symbols", None),
+    )
     problems = report.problems
     if problems:
         more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
@@ -498,6 +554,7 @@ def _finish(check: Check) -> Check:
 
 
 __all__ = [
+    "STAGE_CHECKS",
     "Check",
     "Status",
     "ValidationReport",
