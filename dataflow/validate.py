@@ -180,8 +180,12 @@ def check_symbols(
                 )
     for name, ep in _chosen_endpoints(settings, endpoints).items():
         try:
-            if get_endpoint(name).kind is EndpointKind.CATALOG:
-                continue
+            kind = get_endpoint(name).kind
+        except ConfigError:
+            continue  # the endpoints check reports it
+        if kind is EndpointKind.CATALOG:
+            continue
+        try:
             endpoint_symbols(name, ep, td.symbols, symbols)
         except ConfigError as exc:
             problems.append(str(exc))

@@ -20,7 +20,7 @@ from dataflow.config import load_settings
 from dataflow.errors import ConfigError
 from dataflow.pipeline import run_pipeline
 from dataflow.project import init_project
-from dataflow.validate import Status, validate_project
+from dataflow.validate import Status, validate_project, validate_settings
 
 QUOTE_ONLY = "sources:\n  twelvedata:\n    endpoints:\n      quote: {}\n"
 
@@ -270,3 +270,24 @@ def test_a_run_refuses_a_broken_project_before_any_api_call(
     with pytest.raises(ConfigError, match=r"quotes\.dqdl"):
         run_pipeline(settings)
     assert hits == []
+
+
+def test_run_start_checks_follow_the_run(tmp_path: Path) -> None:
+    text = (
+        "sources:\n  twelvedata:\n    symbols: {stocks: [AAPL]}\n    endpoints:\n"
+        "      quote: {}\n      exchange_rate: {asset_classes: [forex]}\n"
+    )
+    settings = load_settings(project_with(tmp_path, {"dataflow.yaml": text}), env={})
+    everything = validate_settings(settings, stages=["ingest"])
+    assert [c.name for c in everything.checks] == [
+        "config", "endpoints", "symbols", "alarms", "schedules", "storage", "catalog",
+    ]  # fmt: skip
+    assert everything.problems == [
+        "sources.twelvedata.endpoints.exchange_rate.asset_classes: unknown group 'forex' "
+        "— use one of the symbol groups (stocks)"
+    ]
+    assert validate_settings(settings, stages=["ingest"], endpoints=["quote"]).ok
+    assert validate_settings(settings, stages=["ingest"], symbols=["EUR/USD"]).ok
+    assert validate_settings(settings, stages=["transform"]).ok
+    chosen = validate_settings(settings, stages=["ingest"], endpoints=["qoute"])
+    assert chosen.problems == ["--endpoints: unknown endpoint 'qoute' — did you mean 'quote'?"]
