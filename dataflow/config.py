@@ -251,24 +251,23 @@ class TwelveDataSettings(_Model):
     @field_validator("endpoints")
     @classmethod
     def _known_endpoints(cls, value: dict[str, EndpointSettings]) -> dict[str, EndpointSettings]:
-        from dataflow.sources.twelvedata.endpoints import ENDPOINTS, get_endpoint
+        import difflib
+
+        from dataflow.sources.twelvedata.endpoints import ENDPOINTS
 
         for name in value:
             if name not in ENDPOINTS:
-                try:
-                    get_endpoint(name)
-                except ConfigError as exc:
-                    hint = str(exc).split(" — ", 1)[1]
-                    fix = (
-                        hint
-                        if hint.startswith("did you mean")
-                        else hint.replace("known", "use one of the")
-                    )
-                    raise PydanticCustomError(
-                        "dataflow",
-                        "{problem}",
-                        {"problem": "unknown endpoint", "fix": fix, "key": name},
-                    ) from None
+                close = difflib.get_close_matches(name, ENDPOINTS, n=3)
+                fix = (
+                    f"did you mean {' or '.join(repr(c) for c in close)}?"
+                    if close
+                    else f"use one of {', '.join(sorted(ENDPOINTS))}"
+                )
+                raise PydanticCustomError(
+                    "dataflow",
+                    "{problem}",
+                    {"problem": "unknown endpoint", "fix": fix, "key": name},
+                )
         return value
 
     @property
@@ -824,8 +823,8 @@ def _yaml_problem(path: Path, exc: yaml.YAMLError, text: str) -> str:
         code = exc.character if isinstance(exc.character, int) else ord(exc.character)
         line = text[: exc.position].count("\n") + 1
         return (
-            f"{path}:{line}: character U+{code:04X} at offset {exc.position} is not allowed in YAML "
-            "— remove it"
+            f"{path}:{line}: character U+{code:04X} at offset {exc.position} is not allowed "
+            "in YAML — remove it"
         )
     mark = getattr(exc, "problem_mark", None)
     where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
