@@ -332,9 +332,26 @@ def check_storage(settings: Settings) -> tuple[str, list[str]]:
         from dataflow.storage import open_store
 
         try:
-            open_store(settings).exists("raw")
+            store = open_store(settings)
+            store.exists("raw")
         except DataflowError as exc:
             return settings.warehouse_uri, [f"warehouse: {exc}"]
+        # The store answers "no such object" for a missing bucket too: ask for the bucket.
+        # (The object store has no public call for it yet; s3fs raises FileNotFoundError.)
+        fs, bucket = getattr(store, "_fs", None), getattr(store, "bucket", None)
+        if fs is not None and bucket:
+            try:
+                fs.info(bucket)
+            except FileNotFoundError:
+                return settings.warehouse_uri, [
+                    f"warehouse: bucket {bucket!r} does not exist — create it, or fix the "
+                    "bucket name in warehouse"
+                ]
+            except Exception as exc:  # refused, unreachable endpoint, bad credentials
+                return settings.warehouse_uri, [
+                    f"warehouse: bucket {bucket!r} cannot be reached ({type(exc).__name__}) "
+                    "— check storage.s3 (endpoint_url, region, credentials)"
+                ]
         return f"{settings.warehouse_uri} reachable", []
     folder = Path(settings.warehouse_uri)
     existing = folder

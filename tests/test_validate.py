@@ -291,3 +291,20 @@ def test_run_start_checks_follow_the_run(tmp_path: Path) -> None:
     assert validate_settings(settings, stages=["transform"]).ok
     chosen = validate_settings(settings, stages=["ingest"], endpoints=["qoute"])
     assert chosen.problems == ["--endpoints: unknown endpoint 'qoute' — did you mean 'quote'?"]
+
+
+@pytest.mark.s3
+def test_storage_check_finds_a_missing_bucket(tmp_path: Path, s3_server_url: str) -> None:
+    s3 = {"endpoint_url": s3_server_url, "region": "us-east-1"}
+    s3 |= {"access_key_id": "testing", "secret_access_key": "testing"}
+    for bucket, ok in (("bucket", True), ("no-such-bucket", False)):
+        text = QUOTE_ONLY + f"warehouse: s3://{bucket}/p\nstorage:\n  s3: {json.dumps(s3)}\n"
+        project = project_with(tmp_path / bucket, {"dataflow.yaml": text})
+        report = validate_settings(load_settings(project, env={}), stages=[])
+        (storage,) = [c for c in report.checks if c.name == "storage"]
+        assert (storage.status is Status.OK) is ok, storage
+        if not ok:
+            assert storage.problems == [
+                "warehouse: bucket 'no-such-bucket' does not exist — create it, or fix the "
+                "bucket name in warehouse"
+            ]
