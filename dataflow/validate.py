@@ -24,8 +24,8 @@ catalog        the metadata database and the Iceberg catalog can be reached
 
 Example:
     >>> report = validate_project("/nonexistent-project", env={})
-    >>> report.exit_code, [c.name for c in report.checks][:3]
-    (0, ['config', 'endpoints', 'symbols'])
+    >>> [(c.name, c.status.value) for c in report.checks][:3]
+    [('config', 'ok'), ('endpoints', 'ok'), ('symbols', 'ok')]
 """
 
 from __future__ import annotations
@@ -516,8 +516,8 @@ def validate_project(
     """Load a project's settings and run every check; a configuration error is the first check.
 
     Example:
-        >>> validate_project("/nonexistent-project", env={}).ok
-        True
+        >>> validate_project("/nonexistent-project", env={"DATAFLOW__NAME": "a b"}).exit_code
+        2
     """
     from dataflow.config import load_settings
 
