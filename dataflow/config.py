@@ -57,6 +57,9 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 is safe in metric dimensions, log groups, file names and database identifiers."""
 MAX_YAML_DEPTH = 64
 """``dataflow.yaml`` nested deeper than this is refused (a real one is about 6 levels deep)."""
+MAX_YAML_VALUES = 100_000
+"""``dataflow.yaml`` whose aliases expand to more values than this is refused (a real one holds
+a few hundred; nested aliases can stand for billions: "billion laughs")."""
 
 
 def _invalid(problem: str, fix: str) -> PydanticCustomError:
@@ -836,11 +839,16 @@ def _key_lines(root: yaml.Node | None, path: Path) -> dict[tuple[str, ...], int]
     """Line of every mapping key by its key path; a key given twice in one mapping is refused.
 
     YAML itself lets the last duplicate win, which hides the first value from whoever reads it.
+    Aliases are walked once; what they expand to is bounded (see :func:`_expanded_size`).
     """
     lines: dict[tuple[str, ...], int] = {}
+    visited: set[int] = set()
     stack: list[tuple[yaml.Node, tuple[str, ...]]] = [(root, ())] if root is not None else []
     while stack:
         node, prefix = stack.pop()
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
         if isinstance(node, yaml.MappingNode):
             seen: dict[str, int] = {}
             for key_node, value_node in node.value:
@@ -858,7 +866,27 @@ def _key_lines(root: yaml.Node | None, path: Path) -> dict[tuple[str, ...], int]
                 stack.append((value_node, (*prefix, key)))
         elif isinstance(node, yaml.SequenceNode):
             stack.extend((item, (*prefix, str(i))) for i, item in enumerate(node.value))
+    if root is not None and _expanded_size(root, {}) > MAX_YAML_VALUES:
+        raise ConfigError(
+            f"{path}: its aliases expand to more than {MAX_YAML_VALUES:,} values "
+            "— write the settings out instead of nesting aliases (*name)"
+        )
     return lines
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """How many values ``node`` stands for once every alias is expanded (memoised per node;
+    the recursion is bounded by the composer's depth limit)."""
+    known = sizes.get(id(node))
+    if known is not None:
+        return known
+    size = 1
+    if isinstance(node, yaml.MappingNode):
+        size += sum(_expanded_size(k, sizes) + _expanded_size(v, sizes) for k, v in node.value)
+    elif isinstance(node, yaml.SequenceNode):
+        size += sum(_expanded_size(item, sizes) for item in node.value)
+    sizes[id(node)] = size
+    return size
 
 
 def _resolve_nulls(

@@ -26,6 +26,13 @@ def deep_yaml() -> str:
     return "a:\n" + "".join(" " * (i + 1) + "b:\n" for i in range(3000))
 
 
+def billion_laughs() -> str:
+    """Ten lines whose aliases stand for 9**10 values."""
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 10)]
+    return "\n".join([*lines, "alarms: *a9", ""])
+
+
 # (id, dataflow.yaml bytes, a regex the one-line message must match)
 CASES: list[tuple[str, bytes, str]] = [
     (
@@ -97,6 +104,11 @@ CASES: list[tuple[str, bytes, str]] = [
         "yaml-flow-nested-thousands-deep",
         b"name: " + b"[" * 5000 + b"]" * 5000 + b"\n",
         r"dataflow\.yaml:1: nested more than 64 levels deep",
+    ),
+    (
+        "yaml-aliases-billion-laughs",
+        billion_laughs().encode(),
+        r"dataflow\.yaml: its aliases expand to more than 100,000 values",
     ),
     (
         "name-1100-characters",
