@@ -18,7 +18,7 @@ rulesets       every ``quality/*.dqdl`` (and built-in ruleset) parses; policies 
 dashboards     every dashboard file matches the schema (``full``: its SQL runs too; not at a run)
 alarms         every alarm's statistic is one CloudWatch knows
 schedules      every job's expression and time zone parse, and it has a command
-storage        the warehouse can be written (local) or listed (S3)
+storage        folders can be created for a local warehouse; an S3 bucket exists
 catalog        the metadata database and the Iceberg catalog can be reached
 =============  ==============================================================================
 
@@ -31,6 +31,7 @@ Example:
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -359,9 +360,14 @@ def check_storage(settings: Settings) -> tuple[str, list[str]]:
         existing = existing.parent
     if not existing.is_dir():
         return str(folder), [f"warehouse: {existing} is a file, not a folder — use a folder"]
-    if not os.access(existing, os.W_OK | os.X_OK):
+    try:
+        # A folder made and removed at once: permissions, read-only and pseudo file systems
+        # (/proc) all answer here, and nothing is left behind.
+        os.rmdir(tempfile.mkdtemp(prefix=".dataflow-validate-", dir=existing))
+    except OSError as exc:
         return str(folder), [
-            f"warehouse: {existing} is not writable — fix its permissions or choose another folder"
+            f"warehouse: cannot create folders in {existing} ({exc.strerror}) — fix its "
+            "permissions or choose another folder"
         ]
     return f"{folder} writable", []
 

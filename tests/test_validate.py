@@ -143,6 +143,12 @@ BROKEN: list[tuple[str, dict[str, str], str, str]] = [
         r"dashboards/mine\.yaml",
     ),
     (
+        "warehouse-cannot-be-created",
+        {"dataflow.yaml": QUOTE_ONLY + "warehouse: /proc/dataflow-warehouse\n"},
+        "storage",
+        r"warehouse: cannot create folders in /proc \(.*\) — fix its permissions",
+    ),
+    (
         "alarm-statistic",
         {
             "dataflow.yaml": QUOTE_ONLY
