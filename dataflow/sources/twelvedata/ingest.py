@@ -28,12 +28,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dataflow.errors import (
+    ApiError,
     AuthError,
     DailyLimitError,
     DataflowError,
     RequestError,
     TransientError,
     TransportError,
+    UnreachableError,
 )
 from dataflow.sources.twelvedata.plan import (
     SOURCE,
@@ -86,6 +88,30 @@ class Progress:
     budget: int | None = None
 
 
+#: Failures kept in a stage's details for `dataflow runs show` (the count is always exact).
+MAX_FAILURES_SHOWN = 200
+
+
+@dataclass
+class Failure:
+    """One endpoint/symbol/interval that got no usable answer, and why."""
+
+    endpoint: str
+    symbol: str | None
+    interval: str | None
+    status: int | None
+    error: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data for stage details."""
+        return dict(self.__dict__)
+
+    def __str__(self) -> str:
+        where = " ".join(p for p in (self.endpoint, self.symbol, self.interval) if p)
+        status = f"HTTP {self.status}: " if self.status is not None else ""
+        return f"{where}: {status}{self.error}"
+
+
 @dataclass
 class _Pending:
     request_ids: set[str]
@@ -103,6 +129,9 @@ class IngestState:
     durable: set[str] = field(default_factory=set)
     pending: list[_Pending] = field(default_factory=list)
     progress: Progress = field(default_factory=Progress)
+    failures: list[Failure] = field(default_factory=list)
+    answered: int = 0
+    """Endpoint/symbol/interval combinations that got data or a documented "no data"."""
     flush_seconds: float = 5.0
     last_flush: float = field(default_factory=time.monotonic)
 
@@ -196,11 +225,18 @@ class IngestStage:
                     await self._fetch_item(client, state, marks, item)
                 except DailyLimitError as exc:
                     stop, stop_error = "daily", exc
+                    queue.put_nowait(item)  # not fetched: counted as skipped below
                 except AuthError as exc:
                     stop, stop_error = "auth", exc
+                except UnreachableError as exc:
+                    if stop is None:
+                        stop, stop_error = "unreachable", exc
+                    queue.put_nowait(item)
                 except DataflowError as exc:
                     state.stats[item.endpoint].errors += 1
                     state.progress.errors += 1
+                    for symbol in item.symbols or [None]:
+                        _fail(state, item.endpoint, symbol, item.interval, None, exc)
                     log.warning("%s %s failed: %s", item.endpoint, ",".join(item.symbols), exc)
                 finally:
                     state.progress.done += 1
@@ -217,7 +253,7 @@ class IngestStage:
             state.stats[item.endpoint].skipped += 1
         self._flush(state, marks)
         manifest.finished_at = dt.datetime.now(dt.UTC)
-        status = {"daily": "partial", "auth": "failed"}.get(stop or "", "succeeded")
+        status = _status(state, stop)
         manifest.status = status
         write_manifest(ctx.store, manifest)
         seconds = time.perf_counter() - started
@@ -233,25 +269,40 @@ class IngestStage:
             "client": client_stats,
             "source": "simulator" if settings.uses_simulator else "twelvedata",
             "seconds": round(seconds, 3),
+            "failures": [f.as_dict() for f in state.failures[:MAX_FAILURES_SHOWN]],
+            "failures_total": len(state.failures),
         }
-        message = None
+        messages = []
+        if stop == "auth" or (stop == "unreachable" and not state.answered):
+            # nothing usable came back: the one line that says why is the stage's failure
+            raise stop_error  # type: ignore[misc]
+        if stop == "unreachable":
+            messages.append(f"{stop_error}; {totals.skipped} request(s) not sent")
         if stop == "daily":
-            message = (
+            messages.append(
                 f"daily credit budget reached ({stop_error}); "
                 f"{totals.skipped} request(s) left for the next run"
             )
             log.warning("ingest stopped for the day: %s", stop_error)
-        elif stop == "auth":
-            raise stop_error  # type: ignore[misc]
-        elif totals.errors:
-            message = f"{totals.errors} request(s) or symbol(s) failed; see `dataflow runs show`"
+        if state.failures:
+            shown = "; ".join(str(f) for f in state.failures[:3])
+            more = len(state.failures) - 3
+            messages.append(
+                f"{len(state.failures)} endpoint/symbol request(s) failed: {shown}"
+                + (f"; and {more} more" if more > 0 else "")
+                + f" — see `dataflow runs show {ctx.run_id}`"
+            )
+            log.warning(
+                "%d endpoint/symbol request(s) failed (%d answered); first: %s",
+                len(state.failures), state.answered, state.failures[0],
+            )  # fmt: skip
         return StageResult(
             status=status,
             rows=totals.rows,
             bytes=totals.bytes,
             requests=totals.requests,
             errors=totals.errors,
-            message=message,
+            message="; ".join(messages) or None,
             details=details,
         )
 
@@ -282,9 +333,12 @@ class IngestStage:
                 advances[item.keys[0]] = dt.datetime.now(dt.UTC)
                 stats.rows += _rows(first.outcome.payload)
                 state.progress.rows += _rows(first.outcome.payload)
+                state.answered += 1
             else:
                 stats.errors += 1
                 state.progress.errors += 1
+                _fail(state, item.endpoint, None, item.interval, first.status_code,
+                      first.outcome.error)  # fmt: skip
         results = dict(first.outcome.per_symbol)
         if len(item.symbols) > 1:
             # A symbol that failed transiently inside a batch whose other symbols landed is asked
@@ -300,11 +354,15 @@ class IngestStage:
             if result is None or not result.ok:
                 error = result.error if result is not None else first.outcome.error
                 if series and isinstance(error, RequestError) and NO_DATA in str(error):
+                    state.answered += 1
                     continue  # nothing new in the window: not an error
                 stats.errors += 1
                 state.progress.errors += 1
-                log.warning("%s %s: %s", item.endpoint, symbol, error)
+                status = error.http_status if isinstance(error, ApiError) else None
+                _fail(state, item.endpoint, symbol, item.interval, status, error)
+                log.debug("%s %s: %s", item.endpoint, symbol, error)
                 continue
+            state.answered += 1
             stats.rows += result.rows
             state.progress.rows += result.rows
             if not series:
@@ -324,11 +382,21 @@ class IngestStage:
                     params=item.params,
                 )
                 responses.extend(pages)
+                complete = True
                 for page in pages:
                     more = page.outcome.per_symbol.get(symbol)
                     if more is not None and more.ok:
                         stats.rows += more.rows
                         state.progress.rows += more.rows
+                    else:
+                        # a hole in the history: the watermark must not pass it
+                        complete = False
+                        stats.errors += 1
+                        state.progress.errors += 1
+                        _fail(state, item.endpoint, symbol, item.interval, page.status_code,
+                              more.error if more is not None else page.outcome.error)  # fmt: skip
+                if not complete:
+                    continue
             if newest is not None:
                 key = next(k for k in item.keys if k.symbol == symbol)
                 advances[key] = newest
@@ -451,6 +519,33 @@ class IngestStage:
             )
         ctx.metrics.record_many(points)
         ctx.metrics.record("Dataflow/Ingest", "IngestSeconds", seconds, "Seconds")
+
+
+def _fail(
+    state: IngestState,
+    endpoint: str,
+    symbol: str | None,
+    interval: str | None,
+    status: int | None,
+    error: BaseException | None,
+) -> None:
+    """Record one endpoint/symbol/interval that got no usable answer."""
+    state.failures.append(
+        Failure(endpoint, symbol, interval, status, str(error) if error else "no answer")
+    )
+
+
+def _status(state: IngestState, stop: str | None) -> str:
+    """``succeeded`` only if every request got data or a documented "no data" answer.
+
+    ``failed`` when nothing did, ``partial`` when some did and some did not (or the daily budget
+    or an unreachable host left requests unsent).
+    """
+    if stop == "auth":
+        return "failed"
+    if not state.failures and stop is None:
+        return "succeeded"
+    return "partial" if state.answered else "failed"
 
 
 def _parsed(response: Response) -> dict[str, Any]:
