@@ -29,7 +29,7 @@ import re
 import signal
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -161,12 +161,12 @@ def open_run(settings: Settings, options: RunOptions) -> Iterator[RunContext]:
     from dataflow.storage import open_store
 
     state_dir = settings.state_dir
-    state_dir.mkdir(parents=True, exist_ok=True)
+    _make_state_dir(settings)
     run_id = _scheduled_run_id() or new_run_id()
     log_dir = state_dir / "logs"
     with ProjectLock(state_dir / "dataflow.lock", timeout=settings.run.lock_timeout) as lock:
         lock.acquire(run_id)
-        db = open_metadata(settings.metadata_url)
+        db = _reachable(lambda: open_metadata(settings.metadata_url))
         try:
             runs = RunStore(db)
             interrupted = runs.mark_interrupted()
@@ -179,11 +179,66 @@ def open_run(settings: Settings, options: RunOptions) -> Iterator[RunContext]:
                     )
                 prune_logs(log_dir, retention_days=settings.logging.retention_days)
                 store = open_store(settings)
+                _check_writable(store, settings)
                 metrics = Metrics(db, run_id=run_id, default_dimensions={"pipeline": settings.name})
                 ctx = RunContext(settings, run_id, options, store, db, metrics, log_dir)
                 yield ctx
         finally:
             db.dispose()
+
+
+#: Rewritten by every run before any stage: a warehouse that cannot be written fails in a
+#: second, before an API credit is spent (e.g. an S3 bucket that does not exist).
+WRITE_CHECK_KEY = "_dataflow/write-check"
+
+
+def _make_state_dir(settings: Settings) -> None:
+    """Create the local state folder, or say in one line which setting points where it cannot."""
+    from dataflow.errors import ConfigError
+
+    try:
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        probe = settings.state_dir / ".write-check"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        what = (
+            "the local state folder of a remote warehouse"
+            if settings.warehouse_is_remote
+            else "warehouse"
+        )
+        raise ConfigError(
+            f"{what} {settings.state_dir} cannot be written ({exc.strerror or exc}) — set "
+            "`warehouse` in dataflow.yaml (or DATAFLOW__WAREHOUSE) to a folder you can write"
+        ) from None
+
+
+def _reachable(open_db: Callable[[], MetadataDB]) -> MetadataDB:
+    """Open the metadata database; one that cannot be connected to is a configuration error."""
+    import sqlalchemy as sa
+
+    from dataflow.errors import ConfigError, MetadataError
+
+    try:
+        return open_db()
+    except MetadataError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, sa.exc.OperationalError) and "locked" not in str(exc).lower():
+            raise ConfigError(str(exc)) from exc
+        raise
+
+
+def _check_writable(store: ObjectStore, settings: Settings) -> None:
+    """Write one small object to the warehouse before any stage spends anything."""
+    from dataflow.errors import ConfigError, StorageError
+
+    try:
+        store.put_bytes(WRITE_CHECK_KEY, b"", overwrite=True)
+    except StorageError as exc:
+        hint = " (does the bucket exist? check storage.s3)" if settings.warehouse_is_remote else ""
+        raise ConfigError(
+            f"warehouse {settings.warehouse_uri} cannot be written{hint}: {exc} — fix `warehouse`"
+        ) from None
 
 
 def run_pipeline(
@@ -297,7 +352,7 @@ def _run_stages(
     return RunResult(run=record, results=results)
 
 
-def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
+def _raise_interrupted(signum: int, _frame: FrameType | None) -> None:
     raise RunInterrupted(signum)
 
 

@@ -94,7 +94,16 @@ MAX_FAILURES_SHOWN = 200
 
 @dataclass
 class Failure:
-    """One endpoint/symbol/interval that got no usable answer, and why."""
+    """One endpoint/symbol/interval that got no usable answer, and why.
+
+    Attributes:
+        endpoint: the endpoint asked.
+        symbol: the symbol (``None`` for catalogue requests).
+        interval: the bar interval (``None`` for snapshots).
+        status: the API's error code (the body's ``code``, else the HTTP status); ``None`` when
+            no answer came at all.
+        error: what the API (or the network) said.
+    """
 
     endpoint: str
     symbol: str | None
@@ -108,8 +117,7 @@ class Failure:
 
     def __str__(self) -> str:
         where = " ".join(p for p in (self.endpoint, self.symbol, self.interval) if p)
-        status = f"HTTP {self.status}: " if self.status is not None else ""
-        return f"{where}: {status}{self.error}"
+        return f"{where}: {self.error}"
 
 
 @dataclass
@@ -285,12 +293,9 @@ class IngestStage:
             )
             log.warning("ingest stopped for the day: %s", stop_error)
         if state.failures:
-            shown = "; ".join(str(f) for f in state.failures[:3])
-            more = len(state.failures) - 3
             messages.append(
-                f"{len(state.failures)} endpoint/symbol request(s) failed: {shown}"
-                + (f"; and {more} more" if more > 0 else "")
-                + f" — see `dataflow runs show {ctx.run_id}`"
+                f"{len(state.failures)} endpoint/symbol request(s) got no usable answer "
+                f"(first: {state.failures[0]}) — see `dataflow runs show {ctx.run_id}`"
             )
             log.warning(
                 "%d endpoint/symbol request(s) failed (%d answered); first: %s",
@@ -358,8 +363,7 @@ class IngestStage:
                     continue  # nothing new in the window: not an error
                 stats.errors += 1
                 state.progress.errors += 1
-                status = error.http_status if isinstance(error, ApiError) else None
-                _fail(state, item.endpoint, symbol, item.interval, status, error)
+                _fail(state, item.endpoint, symbol, item.interval, None, error)
                 log.debug("%s %s: %s", item.endpoint, symbol, error)
                 continue
             state.answered += 1
@@ -529,10 +533,19 @@ def _fail(
     status: int | None,
     error: BaseException | None,
 ) -> None:
-    """Record one endpoint/symbol/interval that got no usable answer."""
-    state.failures.append(
-        Failure(endpoint, symbol, interval, status, str(error) if error else "no answer")
-    )
+    """Record one endpoint/symbol/interval that got no usable answer.
+
+    An API error's code is its status (a batch answers HTTP 200 with a 404 inside); the
+    ``"<endpoint> <symbol>: "`` prefix of its message is dropped, the failure says where.
+    """
+    if isinstance(error, ApiError):
+        status = error.code
+    text = str(error) if error is not None else "no answer"
+    for prefix in (f"{endpoint} {symbol}: ", f"{endpoint}: "):
+        if text.startswith(prefix):
+            text = text[len(prefix) :]
+            break
+    state.failures.append(Failure(endpoint, symbol, interval, status, text))
 
 
 def _status(state: IngestState, stop: str | None) -> str:
