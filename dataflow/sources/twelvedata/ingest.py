@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from dataflow.metadata import WatermarkKey
     from dataflow.pipeline import RunContext, StageResult
     from dataflow.sources.twelvedata.client import Response, TwelveDataClient
+    from dataflow.sources.twelvedata.spool import Spool
     from dataflow.storage import Manifest, RawFile, RawWriter
 
 log = logging.getLogger("dataflow.sources.twelvedata.ingest")
@@ -137,6 +138,10 @@ class IngestState:
     durable: set[str] = field(default_factory=set)
     pending: list[_Pending] = field(default_factory=list)
     progress: Progress = field(default_factory=Progress)
+    spool: Spool | None = None
+    """Every envelope is appended here before it is buffered (see :mod:`.spool`)."""
+    unspooled: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    """Spool numbers of the envelopes buffered per endpoint, not yet in a raw file."""
     failures: list[Failure] = field(default_factory=list)
     answered: int = 0
     """Endpoint/symbol/interval combinations that got data or a documented "no data"."""
@@ -161,12 +166,19 @@ class IngestStage:
     async def _ingest(self, ctx: RunContext, base_url: str) -> StageResult:
         from dataflow.metadata import WatermarkStore
         from dataflow.pipeline import StageResult
+        from dataflow.sources.twelvedata import spool
         from dataflow.sources.twelvedata.client import TwelveDataClient
         from dataflow.storage import Manifest, RawWriter, write_manifest
 
         settings = ctx.settings.sources.twelvedata
         opts = ctx.options
         marks = WatermarkStore(ctx.db)
+        raw = ctx.settings.storage.raw
+        spool_dir = ctx.settings.state_dir / "spool"
+        recovered = spool.recover(
+            spool_dir, current=ctx.run_id, store=ctx.store, source=SOURCE, marks=marks,
+            max_lines=raw.file_max_lines, max_bytes=raw.file_max_bytes,
+        )  # fmt: skip
         if opts.full_refresh:
             chosen: list[str | None] = [*opts.endpoints] if opts.endpoints else [None]
             for name in chosen:
@@ -182,7 +194,6 @@ class IngestStage:
             start=opts.start,
             end=opts.end,
         )
-        raw = ctx.settings.storage.raw
         writer = RawWriter(
             ctx.store,
             source=SOURCE,
@@ -200,6 +211,9 @@ class IngestStage:
             files=[],
         )
         state = IngestState(ctx.run_id, writer, manifest, flush_seconds=raw.flush_seconds)
+        manifest.record_files(recovered)
+        journal = spool.Spool.open(spool_dir, ctx.run_id)
+        state.spool = journal
         per_minute, per_day = settings.effective_budget()
         state.progress.planned = len(plan)
         state.progress.budget = per_day
@@ -243,7 +257,8 @@ class IngestStage:
                 except DataflowError as exc:
                     state.stats[item.endpoint].errors += 1
                     state.progress.errors += 1
-                    for symbol in item.symbols or [None]:
+                    symbols: list[str | None] = [*item.symbols] or [None]
+                    for symbol in symbols:
                         _fail(state, item.endpoint, symbol, item.interval, None, exc)
                     log.warning("%s %s failed: %s", item.endpoint, ",".join(item.symbols), exc)
                 finally:
@@ -264,6 +279,8 @@ class IngestStage:
         status = _status(state, stop)
         manifest.status = status
         write_manifest(ctx.store, manifest)
+        # everything is in raw files and every watermark advanced: the journal has done its job
+        journal.close(delete=not state.pending and not state.writer.pending)
         seconds = time.perf_counter() - started
         self._record_metrics(ctx, state, seconds)
 
@@ -406,6 +423,8 @@ class IngestStage:
                 advances[key] = newest
         if advances:
             pending = _Pending({r.request_id for r in responses}, advances)
+            if state.spool is not None:
+                state.spool.advance(state.run_id, advances)
             state.pending.append(pending)
             self._advance_durable(state, marks)
 
@@ -452,6 +471,9 @@ class IngestStage:
                 rows=sum(r.rows for r in response.outcome.per_symbol.values()),
             )
         )
+        if state.spool is not None:
+            # on disk before it is buffered: a kill from here on loses nothing paid for
+            state.unspooled[response.endpoint].append(state.spool.envelope(envelope))
         flushed = state.writer.add(envelope)
         if flushed is not None:
             self._after_flush(state, marks, [flushed])
@@ -469,6 +491,8 @@ class IngestStage:
         state.last_flush = time.monotonic()
         for raw in files:
             state.durable.update(raw.request_ids)
+            if state.spool is not None:
+                state.spool.durable(state.unspooled.pop(raw.endpoint, []))
             stats = state.stats[raw.endpoint]
             stats.files += 1
             stats.bytes += raw.bytes
