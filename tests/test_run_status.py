@@ -34,7 +34,7 @@ def rs_dataflow(*args: str, key: str | None = None, timeout: float = 300) -> Any
         env["TWELVEDATA_API_KEY"] = key
     return subprocess.run(
         [sys.executable, "-m", "dataflow", *args],
-        env=env, capture_output=True, text=True, timeout=timeout,
+        env=env, capture_output=True, text=True, timeout=timeout, check=False,
     )  # fmt: skip
 
 
