@@ -440,20 +440,20 @@ class IngestStage:
             stats.rate_limited += 1
         if response.outcome.ok:
             stats.ok += 1
-        envelope = make_envelope(
-            source=SOURCE,
-            endpoint=response.endpoint,
-            path=response.path,
-            params=response.params,
-            status_code=response.status_code,
-            headers=response.headers,
-            body=response.body,
-            received_at=response.received_at,
-            run_id=state.run_id,
-            request_id=response.request_id,
-            symbols=response.symbols,
-            **_parsed(response),
-        )
+        fields: dict[str, Any] = {
+            "source": SOURCE,
+            "endpoint": response.endpoint,
+            "path": response.path,
+            "params": response.params,
+            "status_code": response.status_code,
+            "headers": response.headers,
+            "received_at": response.received_at,
+            "run_id": state.run_id,
+            "request_id": response.request_id,
+            "symbols": response.symbols,
+        }
+        parsed = _parsed(response)
+        envelope = make_envelope(body=response.body, **fields, **parsed)
         error = response.outcome.error
         state.manifest.requests.append(
             RequestRecord(
@@ -473,7 +473,13 @@ class IngestStage:
         )
         if state.spool is not None:
             # on disk before it is buffered: a kill from here on loses nothing paid for
-            state.unspooled[response.endpoint].append(state.spool.envelope(envelope))
+            kept = {
+                **fields,
+                "headers": envelope["headers"],  # only the headers an envelope keeps
+                "received_at": response.received_at.isoformat(),
+                "parsed": _decoded_as(parsed),
+            }
+            state.unspooled[response.endpoint].append(state.spool.response(kept, response.body))
         flushed = state.writer.add(envelope)
         if flushed is not None:
             self._after_flush(state, marks, [flushed])
@@ -594,6 +600,16 @@ def _parsed(response: Response) -> dict[str, Any]:
     if isinstance(response.outcome.error, TransportError) or _NON_STRICT.search(response.body):
         return {}
     return {"parsed": response.outcome.payload}
+
+
+def _decoded_as(parsed: dict[str, Any]) -> str | None:
+    """How the classifier decoded a body, so a spooled answer rebuilds the same envelope."""
+    if not parsed:
+        return None  # the raw zone's own parser decides
+    payload = parsed["parsed"]
+    if payload is None:
+        return "none"
+    return "text" if isinstance(payload, str) else "json"
 
 
 def _values(payload: Any) -> list[dict[str, Any]]:

@@ -7,9 +7,14 @@ envelope is appended to ``<state_dir>/spool/<run_id>.spool`` *before* it is buff
 ``write`` to the operating system, so it survives the process being killed), followed by a
 record when raw files make envelopes durable and when a request's watermark may advance::
 
-    E <envelope JSON>                        an answer, numbered 0, 1, 2 … in file order
-    D [0, 1, 5]                              these envelopes are in raw files now
+    R <envelope fields JSON>\n<body bytes>\n  an answer, numbered 0, 1, 2 … in file order
+    D [0, 1, 5]                              these answers are in raw files now
     A {"run_id": …, "advances": [[endpoint, symbol, interval, iso-time], …]}
+
+An answer is kept as the fields of its envelope plus the body *as received* (``body_len``
+bytes), not as the envelope's JSON: encoding every payload a second time would cost the ingest
+about a tenth of its CPU; the envelope is rebuilt with :func:`~dataflow.storage.make_envelope`
+only for what a recovery needs.
 
 A run that ends normally deletes its spool. The next ingest (under the project lock, so no
 other ingest is writing one) :func:`recover`\\ s any spool left behind: the envelopes not yet in
@@ -21,12 +26,14 @@ Example:
     >>> import tempfile, pathlib
     >>> folder = pathlib.Path(tempfile.mkdtemp())
     >>> spool = Spool.open(folder, "r1")
-    >>> spool.envelope({"endpoint": "quote"})
+    >>> spool.response({"endpoint": "quote"}, b'{"price":"1.0"}')
     0
+    >>> spool.response({"endpoint": "price"}, b'{"price":"2.0"}')
+    1
     >>> spool.durable([0])
     >>> spool.close(delete=False)
-    >>> [entry.envelope for entry in read_spool(folder / "r1.spool").pending]
-    []
+    >>> [(e.number, e.body) for e in read_spool(folder / "r1.spool").pending]
+    [(1, b'{"price":"2.0"}')]
 """
 
 from __future__ import annotations
@@ -39,8 +46,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-from dataflow.storage.raw import encode_envelope
 
 if TYPE_CHECKING:
     from dataflow.metadata import WatermarkKey, WatermarkStore
@@ -72,9 +77,10 @@ class Spool:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         return cls(path, fd)
 
-    def envelope(self, envelope: Mapping[str, Any]) -> int:
-        """Append one envelope; return its number."""
-        self._write(b"E " + encode_envelope(envelope))
+    def response(self, fields: Mapping[str, Any], body: bytes) -> int:
+        """Append one answer: its envelope's fields (JSON-able) and its body; return its number."""
+        header = json.dumps({**fields, "body_len": len(body)}, separators=(",", ":"))
+        self._write(b"R " + header.encode() + b"\n" + body + b"\n")
         number = self._next
         self._next += 1
         return number
@@ -110,10 +116,11 @@ class Spool:
 
 @dataclass
 class SpoolEntry:
-    """One envelope of a spool."""
+    """One answer kept in a spool: its envelope's fields and its body."""
 
     number: int
-    envelope: dict[str, Any]
+    fields: dict[str, Any]
+    body: bytes
 
 
 @dataclass
@@ -129,7 +136,7 @@ def read_spool(path: Path) -> SpoolContents:
     """Parse a spool; lines cut short (the process was killed mid-write) are skipped."""
     from dataflow.metadata import WatermarkKey
 
-    envelopes: dict[int, dict[str, Any]] = {}
+    answers: dict[int, SpoolEntry] = {}
     durable: set[int] = set()
     contents = SpoolContents(run_id=path.name.removesuffix(SUFFIX))
     number = 0
@@ -140,8 +147,12 @@ def read_spool(path: Path) -> SpoolContents:
                 data = json.loads(rest)
             except ValueError:
                 continue  # the last line, cut by the kill
-            if kind == b"E" and isinstance(data, dict):
-                envelopes[number] = data
+            if kind == b"R" and isinstance(data, dict):
+                size = int(data.pop("body_len", -1))
+                body = handle.read(size + 1)
+                if size < 0 or len(body) != size + 1 or not body.endswith(b"\n"):
+                    break  # the body was cut by the kill: nothing follows it
+                answers[number] = SpoolEntry(number, data, body[:-1])
                 number += 1
             elif kind == b"D" and isinstance(data, list):
                 durable.update(int(n) for n in data)
@@ -150,9 +161,7 @@ def read_spool(path: Path) -> SpoolContents:
                     key = WatermarkKey(source, endpoint, symbol, interval)
                     value = dt.datetime.fromisoformat(when)
                     contents.advances[key] = max(value, contents.advances.get(key, value))
-    contents.pending = [
-        SpoolEntry(n, envelope) for n, envelope in envelopes.items() if n not in durable
-    ]
+    contents.pending = [entry for n, entry in answers.items() if n not in durable]
     return contents
 
 
@@ -179,25 +188,25 @@ def recover(
     written: list[RawFile] = []
     for path in leftover_spools(folder, current=current):
         contents = read_spool(path)
-        pending = contents.pending
-        if pending:
+        envelopes = [_envelope(entry) for entry in contents.pending]
+        if envelopes:
             landed = {
                 (env.get("request_id"), env.get("received_at"))
                 for info in list_raw(store, source=source)
                 if info.run_id == contents.run_id
                 for env in iter_envelopes(store, info.key)
             }
-            pending = [
-                e for e in pending
-                if (e.envelope.get("request_id"), e.envelope.get("received_at")) not in landed
+            envelopes = [
+                env for env in envelopes
+                if (env.get("request_id"), env.get("received_at")) not in landed
             ]  # fmt: skip
-        if pending:
+        if envelopes:
             writer = RawWriter(
                 store, source=source, run_id=contents.run_id, max_lines=max_lines,
                 max_bytes=max_bytes,
             )  # fmt: skip
-            for entry in pending:
-                done = writer.add(entry.envelope)
+            for envelope in envelopes:
+                done = writer.add(envelope)
                 if done is not None:
                     written.append(done)
             written.extend(writer.flush())
@@ -205,10 +214,27 @@ def recover(
         log.warning(
             "run %s was stopped before its answers were all in the raw zone: %d landed now from "
             "its spool, %d watermark(s) advanced; nothing is fetched twice",
-            contents.run_id, len(pending), len(contents.advances),
+            contents.run_id, len(envelopes), len(contents.advances),
         )  # fmt: skip
         path.unlink()
     return written
+
+
+def _envelope(entry: SpoolEntry) -> dict[str, Any]:
+    """The envelope the live ingest would have written for a spooled answer."""
+    from dataflow.storage import make_envelope
+
+    fields = dict(entry.fields)
+    fields["received_at"] = dt.datetime.fromisoformat(fields["received_at"])
+    # how the live ingest's classifier decoded the body (None: make_envelope parses it)
+    decoded = fields.pop("parsed", None)
+    if decoded == "json":
+        fields["parsed"] = json.loads(entry.body)
+    elif decoded == "text":  # a CSV answer
+        fields["parsed"] = entry.body.decode("utf-8", "replace")
+    elif decoded == "none":
+        fields["parsed"] = None
+    return make_envelope(body=entry.body, **fields)
 
 
 __all__ = [
