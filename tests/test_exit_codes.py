@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from dataflow.sources.twelvedata.simulator import SimulatorConfig, SimulatorServer
+from dataflow.sources.twelvedata.spool import read_spool
 
 NOW = dt.datetime(2026, 9, 1, 20, 30, tzinfo=dt.UTC)
 KEY = "td-exit-codes-3c9a1f"
@@ -171,8 +172,9 @@ def ec_signal_when(
 
 
 def ec_spooled(project: Path) -> int:
+    """Answers the running (or stopped) ingest has journaled in full."""
     spools = list((project / "warehouse" / "spool").glob("*.spool"))
-    return sum(p.read_bytes().count(b"\nE ") + p.read_bytes().startswith(b"E ") for p in spools)
+    return sum(read_spool(path).answers for path in spools)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])

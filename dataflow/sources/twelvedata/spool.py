@@ -128,6 +128,8 @@ class SpoolContents:
     """What a spool left behind holds: envelopes not yet in raw files, watermarks earned."""
 
     run_id: str
+    answers: int = 0
+    """Answers the spool holds in full, durable or not."""
     pending: list[SpoolEntry] = field(default_factory=list)
     advances: dict[WatermarkKey, dt.datetime] = field(default_factory=dict)
 
@@ -161,6 +163,7 @@ def read_spool(path: Path) -> SpoolContents:
                     key = WatermarkKey(source, endpoint, symbol, interval)
                     value = dt.datetime.fromisoformat(when)
                     contents.advances[key] = max(value, contents.advances.get(key, value))
+    contents.answers = number
     contents.pending = [entry for n, entry in answers.items() if n not in durable]
     return contents
 
