@@ -14,7 +14,8 @@ retry logic whether trying again can help::
     │   │   ├── AuthError           (Terminal)  401: the API key is wrong or missing
     │   │   ├── RequestError        (Terminal)  400/403/404/414: this request can never succeed
     │   │   └── ServerError         (Transient) 5xx
-    │   └── TransportError          (Transient) timeout, connection error, non-JSON or cut body
+    │   ├── TransportError          (Transient) timeout, connection error, non-JSON or cut body
+    │   └── UnreachableError        (Terminal)  the API's host cannot be connected to at all
     ├── StorageError                            raw zone / object store
     │   └── ImmutableError          (Terminal)  an attempt to overwrite a raw-zone object
     ├── MetadataError                           metadata database
@@ -121,6 +122,14 @@ class ServerError(ApiError, TransientError):
 
 class TransportError(SourceError, TransientError):
     """A timeout, a connection error, or a body that is not the JSON it should be."""
+
+
+class UnreachableError(SourceError, TerminalError):
+    """No connection to the API's host could be opened (refused, DNS, TLS, connect timeout).
+
+    Raised once a host's circuit breaker is open: the remaining requests fail at once, unsent
+    and without spending credits. The message names the cause and the setting to check.
+    """
 
 
 # --- storage and metadata ------------------------------------------------------------------------
@@ -284,5 +293,6 @@ __all__ = [
     "TransformError",
     "TransientError",
     "TransportError",
+    "UnreachableError",
     "is_transient",
 ]

@@ -3,8 +3,14 @@
 A run takes the project lock, gets an id, opens the metadata database (migrating it), writes JSON
 logs under ``logs/`` and runs each stage inside ``stage_context`` so every log record and metric
 carries the run id and the stage. A stage failure is wrapped once in :class:`StageError` with its
-context. A stage may also end ``partial`` (e.g. the daily API budget ran out): the later stages
-still run on what landed, and the run ends ``partial``.
+context. A stage may also end ``partial`` (e.g. some requests failed, or the daily API budget ran
+out): the later stages still run on what landed, and the run ends ``partial``. A run is
+``succeeded`` only when every stage is; ``partial`` and ``failed`` both count as a failed run for
+the ``Dataflow/Pipeline RunFailed`` metric (so the default alarm fires) and the CLI's exit code.
+
+SIGINT and SIGTERM during a run raise :class:`RunInterrupted` (SIGINT as the usual
+``KeyboardInterrupt``) in the main thread: the run and its current stage are recorded
+``interrupted`` before the exception leaves, and the CLI exits 130 / 143.
 
 Example:
     >>> from dataflow.config import load_settings
@@ -20,8 +26,10 @@ import datetime as dt
 import logging
 import os
 import re
+import signal
+import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -29,14 +37,37 @@ from typing import TYPE_CHECKING, Any, Protocol
 from dataflow.errors import DataflowError, StageError, TerminalError
 
 if TYPE_CHECKING:
+    from types import FrameType
+
+if TYPE_CHECKING:
     from pathlib import Path
 
     from dataflow.config import Settings
-    from dataflow.metadata import MetadataDB, RunRecord
+    from dataflow.metadata import MetadataDB, RunRecord, RunStore
     from dataflow.monitor.metrics import Metrics
     from dataflow.storage import ObjectStore
 
 log = logging.getLogger("dataflow.pipeline")
+
+#: Statuses that count as a failed run (``RunFailed`` = 1, CLI exit code 1).
+FAILED_STATUSES = frozenset({"failed", "partial"})
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """A signal (SIGTERM, SIGINT) stopped the run; it is recorded ``interrupted``.
+
+    A ``KeyboardInterrupt`` so that asyncio, the HTTP client and every ``except Exception`` let it
+    through as they do Ctrl-C.
+
+    Attributes:
+        signum: the signal number.
+        exit_code: what the process exits with: 128 + the signal number (143 for SIGTERM).
+    """
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        self.exit_code = 128 + signum
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
 
 
 @dataclass
@@ -130,12 +161,12 @@ def open_run(settings: Settings, options: RunOptions) -> Iterator[RunContext]:
     from dataflow.storage import open_store
 
     state_dir = settings.state_dir
-    state_dir.mkdir(parents=True, exist_ok=True)
+    _make_state_dir(settings)
     run_id = _scheduled_run_id() or new_run_id()
     log_dir = state_dir / "logs"
     with ProjectLock(state_dir / "dataflow.lock", timeout=settings.run.lock_timeout) as lock:
         lock.acquire(run_id)
-        db = open_metadata(settings.metadata_url)
+        db = _reachable(lambda: open_metadata(settings.metadata_url))
         try:
             runs = RunStore(db)
             interrupted = runs.mark_interrupted()
@@ -148,11 +179,66 @@ def open_run(settings: Settings, options: RunOptions) -> Iterator[RunContext]:
                     )
                 prune_logs(log_dir, retention_days=settings.logging.retention_days)
                 store = open_store(settings)
+                _check_writable(store, settings)
                 metrics = Metrics(db, run_id=run_id, default_dimensions={"pipeline": settings.name})
                 ctx = RunContext(settings, run_id, options, store, db, metrics, log_dir)
                 yield ctx
         finally:
             db.dispose()
+
+
+#: Rewritten by every run before any stage: a warehouse that cannot be written fails in a
+#: second, before an API credit is spent (e.g. an S3 bucket that does not exist).
+WRITE_CHECK_KEY = "_dataflow/write-check"
+
+
+def _make_state_dir(settings: Settings) -> None:
+    """Create the local state folder, or say in one line which setting points where it cannot."""
+    from dataflow.errors import ConfigError
+
+    try:
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        probe = settings.state_dir / ".write-check"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        what = (
+            "the local state folder of a remote warehouse"
+            if settings.warehouse_is_remote
+            else "warehouse"
+        )
+        raise ConfigError(
+            f"{what} {settings.state_dir} cannot be written ({exc.strerror or exc}) — set "
+            "`warehouse` in dataflow.yaml (or DATAFLOW__WAREHOUSE) to a folder you can write"
+        ) from None
+
+
+def _reachable(open_db: Callable[[], MetadataDB]) -> MetadataDB:
+    """Open the metadata database; one that cannot be connected to is a configuration error."""
+    import sqlalchemy as sa
+
+    from dataflow.errors import ConfigError, MetadataError
+
+    try:
+        return open_db()
+    except MetadataError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, sa.exc.OperationalError) and "locked" not in str(exc).lower():
+            raise ConfigError(str(exc)) from exc
+        raise
+
+
+def _check_writable(store: ObjectStore, settings: Settings) -> None:
+    """Write one small object to the warehouse before any stage spends anything."""
+    from dataflow.errors import ConfigError, StorageError
+
+    try:
+        store.put_bytes(WRITE_CHECK_KEY, b"", overwrite=True)
+    except StorageError as exc:
+        hint = " (does the bucket exist? check storage.s3)" if settings.warehouse_is_remote else ""
+        raise ConfigError(
+            f"warehouse {settings.warehouse_uri} cannot be written{hint}: {exc} — fix `warehouse`"
+        ) from None
 
 
 def run_pipeline(
@@ -169,7 +255,6 @@ def run_pipeline(
         ConfigError: the project fails a check of ``dataflow validate`` (nothing is fetched).
     """
     from dataflow.metadata import RunStore
-    from dataflow.monitor.logs import stage_context
     from dataflow.validate import preflight
 
     options = options or RunOptions()
@@ -188,60 +273,127 @@ def run_pipeline(
         }
         runs.start_run(ctx.run_id, pipeline=settings.name, trigger=_trigger(options), params=params)
         log.info("run %s started: stages %s", ctx.run_id, ", ".join(stage_names))
-        results: dict[str, StageResult] = {}
-        run_status = "succeeded"
-        failure: StageError | None = None
-        for stage in chosen:
-            runs.start_stage(ctx.run_id, stage.name)
-            started = time.perf_counter()
-            with stage_context(stage.name):
-                try:
-                    result = stage.run(ctx)
-                except (DataflowError, Exception) as exc:
-                    result = StageResult(status="failed", errors=1, message=str(exc))
-                    failure = _wrap(exc, stage.name, ctx.run_id)
-                    log.error("stage %s failed: %s", stage.name, exc)
-                except KeyboardInterrupt:
-                    runs.finish_stage(
-                        ctx.run_id, stage.name, status="failed", message="interrupted by the user"
-                    )
-                    runs.finish_run(
-                        ctx.run_id, status="interrupted", message="interrupted by the user"
-                    )
-                    raise
-            results[stage.name] = result
-            seconds = time.perf_counter() - started
-            ctx.metrics.record(
-                f"Dataflow/{stage.name.capitalize()}",
-                "Duration",
-                seconds,
-                "Seconds",
-                {"stage": stage.name},
-            )
-            runs.finish_stage(
-                ctx.run_id,
-                stage.name,
-                status=result.status,
-                rows=result.rows,
-                bytes=result.bytes,
-                requests=result.requests,
-                errors=result.errors,
-                message=result.message,
-                details=result.details,
-            )
-            if result.status == "failed":
-                run_status = "failed"
-                break
-            if result.status == "partial":
-                run_status = "partial"
-        message = str(failure) if failure else _summary(results)
-        record = runs.finish_run(ctx.run_id, status=run_status, message=message)
-        ctx.metrics.record("Dataflow/Pipeline", "RunFailed", 1.0 if failure else 0.0, "Count")
-        _after_run(ctx, record, run_status, transformed="transform" in results)
-        log.info("run %s %s", ctx.run_id, run_status)
-        if failure is not None:
-            raise failure
-        return RunResult(run=record, results=results)
+        where = _Where()
+        try:
+            with _signals_interrupt():
+                return _run_stages(ctx, runs, chosen, where)
+        except KeyboardInterrupt as exc:
+            why = str(exc) if isinstance(exc, RunInterrupted) else "interrupted by SIGINT"
+            with _signals_deferred():  # the record is written whole, whatever comes next
+                if where.stage is not None:
+                    runs.finish_stage(ctx.run_id, where.stage, status="interrupted", message=why)
+                if not where.recorded:  # a signal after the run's end changes nothing
+                    runs.finish_run(ctx.run_id, status="interrupted", message=why)
+                    ctx.metrics.record("Dataflow/Pipeline", "RunFailed", 1.0, "Count")
+            log.warning("run %s %s", ctx.run_id, why)
+            raise
+
+
+@dataclass
+class _Where:
+    """How far a run got: the stage running now, and whether its end is recorded."""
+
+    stage: str | None = None
+    recorded: bool = False
+
+
+def _run_stages(
+    ctx: RunContext, runs: RunStore, chosen: Sequence[Stage], where: _Where
+) -> RunResult:
+    """The stages in order, then the run's record; ``where`` says how far it got."""
+    from dataflow.monitor.logs import stage_context
+
+    results: dict[str, StageResult] = {}
+    run_status = "succeeded"
+    failure: StageError | None = None
+    for stage in chosen:
+        runs.start_stage(ctx.run_id, stage.name)
+        where.stage = stage.name
+        started = time.perf_counter()
+        with stage_context(stage.name):
+            try:
+                result = stage.run(ctx)
+            except (DataflowError, Exception) as exc:
+                result = StageResult(status="failed", errors=1, message=str(exc))
+                failure = _wrap(exc, stage.name, ctx.run_id)
+                log.error("stage %s failed: %s", stage.name, exc)
+        results[stage.name] = result
+        seconds = time.perf_counter() - started
+        ctx.metrics.record(
+            f"Dataflow/{stage.name.capitalize()}",
+            "Duration",
+            seconds,
+            "Seconds",
+            {"stage": stage.name},
+        )
+        runs.finish_stage(
+            ctx.run_id,
+            stage.name,
+            status=result.status,
+            rows=result.rows,
+            bytes=result.bytes,
+            requests=result.requests,
+            errors=result.errors,
+            message=result.message,
+            details=result.details,
+        )
+        where.stage = None
+        if result.status == "failed":
+            run_status = "failed"
+            break
+        if result.status == "partial":
+            run_status = "partial"
+    message = str(failure) if failure else _summary(results)
+    record = runs.finish_run(ctx.run_id, status=run_status, message=message)
+    where.recorded = True
+    failed = 1.0 if failure or run_status in FAILED_STATUSES else 0.0
+    ctx.metrics.record("Dataflow/Pipeline", "RunFailed", failed, "Count")
+    _after_run(ctx, record, run_status, transformed="transform" in results)
+    log.info("run %s %s", ctx.run_id, run_status)
+    if failure is not None:
+        raise failure
+    return RunResult(run=record, results=results)
+
+
+def _raise_interrupted(signum: int, _frame: FrameType | None) -> None:
+    raise RunInterrupted(signum)
+
+
+@contextmanager
+def _signals_interrupt() -> Iterator[None]:
+    """SIGTERM (and SIGINT) raise :class:`RunInterrupted` while the run's stages run.
+
+    Only the main thread can install handlers; elsewhere (a run started from a thread) the
+    process's own handlers stay, and a signal ends the process as it would have.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    signal.signal(signal.SIGTERM, _raise_interrupted)
+    if previous[signal.SIGINT] is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _raise_interrupted)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGTERM/SIGINT while the interrupted run is recorded; re-deliver nothing after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    for sig in previous:
+        signal.signal(sig, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _after_run(ctx: RunContext, record: RunRecord, status: str, *, transformed: bool) -> None:

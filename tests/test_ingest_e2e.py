@@ -201,7 +201,7 @@ def test_daily_limit_stops_cleanly_and_the_next_run_goes_on(
         make_project(project, url=sim.url, batch_size=1, max_concurrency=2)
         result = cli("ingest", "--project", str(project), "--no-progress", "--format", "json",
                      "--endpoints", "quote,time_series")  # fmt: skip
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, "a partial run is a failed run (README: exit codes)"
     run = json.loads(result.stdout)
     assert run["status"] == "partial"
     assert "daily credit budget reached" in run["message"]

@@ -6,6 +6,9 @@ Command modules are imported here, but each keeps its heavy imports (httpx, SQLA
 
 from __future__ import annotations
 
+import os
+import sys
+
 import typer
 
 app = typer.Typer(
@@ -61,6 +64,26 @@ def _register() -> None:
 
 
 def main() -> None:
-    """Entry point of the `dataflow` script and `python -m dataflow`."""
+    """Entry point of the `dataflow` script and `python -m dataflow`.
+
+    Commands turn Dataflow's own errors into one line and their exit code (``handle_errors``).
+    Whatever else escapes is still one line, never a traceback (``DATAFLOW_DEBUG=1`` shows it):
+    an operating-system error (a path that cannot be read or written, a port in use) exits 2
+    like any other problem of the environment it names, anything else exits 1.
+    """
     _register()
-    app()
+    try:
+        app()
+    except Exception as exc:
+        if os.environ.get("DATAFLOW_DEBUG") or "--debug" in sys.argv:
+            raise
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        if isinstance(exc, OSError):
+            print(f"error: {text} — check the path or address it names", file=sys.stderr)
+            sys.exit(2)
+        print(
+            f"error: unexpected {type(exc).__name__}: {text} — rerun with DATAFLOW_DEBUG=1 for "
+            "the details, and report it",
+            file=sys.stderr,
+        )
+        sys.exit(1)

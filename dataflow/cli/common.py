@@ -80,9 +80,10 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
                 raise
             print(f"error: {exc}", file=sys.stderr)
             raise typer.Exit(exc.exit_code) from None
-        except KeyboardInterrupt:
-            print("interrupted", file=sys.stderr)
-            raise typer.Exit(130) from None
+        except KeyboardInterrupt as exc:
+            # a run stopped by SIGTERM says so, and exits 128 + 15 as a killed process would
+            print(f"{exc}" if str(exc) else "interrupted", file=sys.stderr)
+            raise typer.Exit(getattr(exc, "exit_code", 130)) from None
 
     return wrapper
 

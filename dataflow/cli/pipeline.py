@@ -113,7 +113,7 @@ def _execute(
         print_json(_result_json(result))
     else:
         _print_summary(result, settings.warehouse_uri)
-    if result.status == "failed":
+    if result.status != "succeeded":  # partial or failed: the run did not get what it asked for
         raise typer.Exit(1)
 
 

@@ -138,3 +138,18 @@ def show(
                     for name, e in endpoints.items()
                 ],
             )
+        failures = stage.details.get("failures") if stage.details else None
+        if failures:
+            total = stage.details.get("failures_total", len(failures))
+            title = f"{stage.stage}: {total} request(s) without a usable answer"
+            if total > len(failures):
+                title += f" (the first {len(failures)} shown)"
+            print_table(
+                title,
+                ["endpoint", "symbol", "interval", "status", "error"],
+                [
+                    [f.get("endpoint"), f.get("symbol"), f.get("interval"), f.get("status"),
+                     f.get("error")]
+                    for f in failures
+                ],
+            )  # fmt: skip

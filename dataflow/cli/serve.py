@@ -75,6 +75,7 @@ def serve(
             f"--host {host} is not a loopback address: a token is required — set "
             "DATAFLOW_TOKEN (or pass --token), or bind to 127.0.0.1"
         )
+    _check_port_free(host, port)
     import uvicorn
 
     from dataflow.dashboard import create_app
@@ -100,3 +101,23 @@ def serve(
 
 
 __all__ = ["is_loopback", "register", "serve"]
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """A port another process holds is one line and exit 2, not uvicorn's exit 3."""
+    import socket
+
+    from dataflow.errors import ConfigError
+
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen on {host}:{port} ({exc.strerror or exc}) — another server may "
+                "be using it: pass --port P (or --port 0 for any free port)"
+            ) from None

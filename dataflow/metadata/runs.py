@@ -35,7 +35,8 @@ from dataflow.metadata.schema import run_stages, runs, utcnow
 #: Statuses of a run. ``interrupted``: its process died before it could record an end.
 RUN_STATUSES = ("running", "succeeded", "failed", "partial", "interrupted")
 #: Statuses of a stage. ``partial``: finished, but some requests or rows failed.
-STAGE_STATUSES = ("running", "succeeded", "failed", "partial", "skipped")
+#: ``interrupted``: a signal stopped the run while this stage ran.
+STAGE_STATUSES = ("running", "succeeded", "failed", "partial", "skipped", "interrupted")
 
 
 def new_run_id() -> str:

@@ -21,6 +21,9 @@ dataflow-slow-run        Dataflow/Pipeline RunDurationRatio,         ignore
                          Maximum > 3
 =======================  ==========================================  =========================
 
+``RunFailed`` is 1 for every run that did not end ``succeeded``: ``failed``, ``partial`` (some
+requests got no usable answer, or the daily budget ran out) and ``interrupted`` (SIGINT/SIGTERM).
+
 "Much slower than its recent history": CloudWatch would use an anomaly-detection band
 (``ANOMALY_DETECTION_BAND`` with ``GreaterThanUpperThreshold``), which our comparison operators
 do not have, and a fixed threshold on the duration itself is wrong for every project but one.
@@ -148,7 +151,8 @@ def default_alarms(settings: Settings) -> list[AlarmSpec]:
     gt, lt = ComparisonOperator.GT, ComparisonOperator.LT
     ignore, good = TreatMissingData.IGNORE, TreatMissingData.NOT_BREACHING
     return [
-        alarm("dataflow-run-failed", "A pipeline run failed.",
+        alarm("dataflow-run-failed",
+              "A pipeline run did not get what it asked for (failed, partial or interrupted).",
               "Dataflow/Pipeline", "RunFailed", "Sum", gt, 0, ignore),
         alarm("dataflow-dq-score", "A data-quality score fell below 1.0 (a rule failed).",
               "Dataflow/Quality", "Score", "Minimum", lt, 1.0, good),

@@ -11,6 +11,9 @@ retried::
     400 403 404 414         return: the request can never succeed
     5xx, timeout, network,  exponential backoff with jitter, at most ``max_attempts`` attempts
     non-JSON body
+    no connection at all    the same backoff, but after ``breaker_threshold`` consecutive
+    (refused, DNS, TLS)     attempts the host's circuit opens: UnreachableError at once for
+                            every request left, unsent, and no credits are spent on any of them
 
 The API key travels only in the ``Authorization: apikey …`` header; it is never put in a URL, a log
 line, an error message or a :class:`Response`.
@@ -48,6 +51,13 @@ from dataflow.errors import (
     RequestError,
     TransientError,
     TransportError,
+    UnreachableError,
+)
+from dataflow.sources.twelvedata.breaker import (
+    CONNECT_ERRORS,
+    CircuitBreaker,
+    connect_reason,
+    unreachable,
 )
 from dataflow.sources.twelvedata.classify import Outcome, classify
 from dataflow.sources.twelvedata.endpoints import Endpoint, EndpointKind, cost, get_endpoint
@@ -118,6 +128,9 @@ class TwelveDataClient:
         event_hooks: httpx event hooks, e.g. ``{"request": [check]}``.
         limiter: a shared limiter (default: one built from the budgets above).
         seed: seed of the backoff jitter (``None``: random).
+        breaker: a shared circuit breaker (default: one of ``breaker_threshold``).
+        breaker_threshold: consecutive attempts that cannot connect before the host's circuit
+            opens and every request left fails at once.
 
     Example:
         >>> client = TwelveDataClient(base_url="http://127.0.0.1:1", api_key="k",
@@ -145,12 +158,17 @@ class TwelveDataClient:
         event_hooks: Mapping[str, list[EventHook]] | None = None,
         limiter: CreditLimiter | None = None,
         seed: int | None = None,
+        breaker: CircuitBreaker | None = None,
+        breaker_threshold: int = 3,
     ) -> None:
         if max_concurrency < 1 or max_attempts < 1:
             raise ConfigError("max_concurrency and max_attempts must be at least 1")
         self._api_key = api_key or None
         self._secrets = (self._api_key,) if self._api_key else ()
         self.base_url = base_url.rstrip("/")
+        self.breaker = breaker or CircuitBreaker(threshold=breaker_threshold)
+        self._host = _host_of(self.base_url)
+        self._connect_timeout = connect_timeout
         self.limiter = limiter or CreditLimiter(per_minute, per_day, window=minute_seconds)
         self.max_attempts = max_attempts
         self.backoff_base = backoff_base
@@ -179,6 +197,7 @@ class TwelveDataClient:
         self._rate_limited = 0
         self._bytes = 0
         self._transport_errors = 0
+        self._connect_errors = 0
         self._started: float | None = None
 
     def __repr__(self) -> str:
@@ -258,6 +277,8 @@ class TwelveDataClient:
             DailyLimitError: the daily budget is spent (ours or the server's): stop for the day.
             TransportError: no answer at all after ``max_attempts`` (timeouts, connection errors).
             ConfigError: a request that cannot be sent (unknown endpoint, missing parameter).
+            UnreachableError: no connection to the host could be opened (or its circuit is
+                open): nothing was sent and no credits were spent.
 
         Example:
             >>> r = await client.fetch("time_series", symbols=["AAPL"],  # doctest: +SKIP
@@ -273,11 +294,19 @@ class TwelveDataClient:
             self._started = time.monotonic()
         last: Response | None = None
         failure = "no attempt made"
+        connected = False  # an attempt that got as far as sending
         for attempt in range(1, self.max_attempts + 1):
             if attempt > 1:
-                log.info("%s retry %d/%d after: %s", ep.path, attempt, self.max_attempts, failure)
+                level = logging.INFO if connected else logging.DEBUG
+                log.log(level, "%s retry %d/%d after: %s", ep.path, attempt, self.max_attempts,
+                        failure)  # fmt: skip
             answer = await self._attempt(ep, query, symbols, credits, attempt, request_id)
-            if isinstance(answer, str):  # nothing received: timeout, connection error
+            if isinstance(answer, _NoConnection):
+                failure = answer.reason
+                await self._backoff(attempt)
+                continue
+            connected = True
+            if isinstance(answer, str):  # nothing received: timeout, connection lost
                 failure = answer
                 await self._backoff(attempt)
                 continue
@@ -291,6 +320,8 @@ class TwelveDataClient:
         if last is not None:
             log.warning("%s gave up after %d attempts: %s", ep.path, self.max_attempts, failure)
             return last
+        if not connected:
+            raise unreachable(self._host, failure)
         raise TransportError(
             f"{ep.path}: no answer from {self.base_url} after {self.max_attempts} attempts "
             f"(last: {failure}) — check the network or raise sources.twelvedata.read_timeout"
@@ -304,16 +335,38 @@ class TwelveDataClient:
         credits: int,
         attempt: int,
         request_id: str,
-    ) -> Response | str:
+    ) -> Response | str | _NoConnection:
         """Send once: the answer, or why none came (the reservation is settled either way)."""
+        self.breaker.check(self._host)
         async with self._semaphore:
+            self.breaker.check(self._host)  # it may have opened while we waited for a slot
             ticket = await self.limiter.acquire(credits)
+            try:
+                self.breaker.check(self._host)  # ... or for credits
+            except UnreachableError:
+                self.limiter.complete(ticket, charged=False, sent=False)
+                raise
             self._attempts += 1
             sent = time.monotonic()
             try:
                 http = await self._http.get(ep.path, params=query)
                 body = await http.aread()
+            except CONNECT_ERRORS as exc:
+                # Nothing reached the server: the credits go back, to the day and the window.
+                self.limiter.complete(ticket, charged=False, sent=False)
+                self._transport_errors += 1
+                self._connect_errors += 1
+                reason = connect_reason(exc, connect_timeout=self._connect_timeout)
+                log.debug("%s attempt %d: cannot connect: %s", ep.path, attempt, reason)
+                if self.breaker.failure(self._host, reason):
+                    log.warning(
+                        "cannot connect to %s (%s): %d attempts in a row failed; the requests "
+                        "left fail at once, unsent",
+                        self._host, reason, self.breaker.threshold,
+                    )  # fmt: skip
+                return _NoConnection(reason)
             except (httpx.TransportError, httpx.DecodingError) as exc:
+                self.breaker.success(self._host)  # connected: the failure is the answer's
                 self.limiter.complete(ticket, charged=False)
                 self._transport_errors += 1
                 failure = self._describe(exc)
@@ -322,6 +375,7 @@ class TwelveDataClient:
             except BaseException:  # cancelled mid-request: never leak the reservation
                 self.limiter.complete(ticket, charged=False)
                 raise
+            self.breaker.success(self._host)
             elapsed = time.monotonic() - sent
             outcome = classify(
                 http.status_code, body, endpoint=ep.name, requested=symbols,
@@ -378,8 +432,10 @@ class TwelveDataClient:
     async def _backoff(self, attempt: int) -> None:
         if attempt >= self.max_attempts:
             return
+        self.breaker.check(self._host)  # no point waiting to retry a host known to be down
         delay = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
         await asyncio.sleep(delay * self._rng.uniform(0.5, 1.5))
+        self.breaker.check(self._host)
 
     def _query(self, ep: Endpoint, symbols: list[str], params: Mapping[str, Any]) -> dict[str, str]:
         if len(symbols) > 1 and not ep.batchable:
@@ -505,12 +561,27 @@ class TwelveDataClient:
             "retries": self._attempts - self._requests,
             "responses_by_status": dict(self._by_status),
             "transport_errors": self._transport_errors,
+            "connect_errors": self._connect_errors,
             "credits_used": self.limiter.used_total,
             "rate_limited": self._rate_limited,
             "bytes_received": self._bytes,
             "elapsed": round(time.monotonic() - self._started, 3) if self._started else 0.0,
             "limiter": self.limiter.stats(),
         }
+
+
+@dataclass(frozen=True)
+class _NoConnection:
+    """An attempt that could not open a connection: nothing was sent."""
+
+    reason: str
+
+
+def _host_of(base_url: str) -> str:
+    """``scheme://host[:port]`` of a URL, without user info or path (safe to show)."""
+    url = httpx.URL(base_url)
+    port = f":{url.port}" if url.port is not None else ""
+    return f"{url.scheme}://{url.host}{port}"
 
 
 def dedupe_values(responses: Sequence[Response]) -> list[dict[str, Any]]:

@@ -28,12 +28,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dataflow.errors import (
+    ApiError,
     AuthError,
     DailyLimitError,
     DataflowError,
     RequestError,
     TransientError,
     TransportError,
+    UnreachableError,
 )
 from dataflow.sources.twelvedata.plan import (
     SOURCE,
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
     from dataflow.metadata import WatermarkKey
     from dataflow.pipeline import RunContext, StageResult
     from dataflow.sources.twelvedata.client import Response, TwelveDataClient
+    from dataflow.sources.twelvedata.spool import Spool
     from dataflow.storage import Manifest, RawFile, RawWriter
 
 log = logging.getLogger("dataflow.sources.twelvedata.ingest")
@@ -86,6 +89,38 @@ class Progress:
     budget: int | None = None
 
 
+#: Failures kept in a stage's details for `dataflow runs show` (the count is always exact).
+MAX_FAILURES_SHOWN = 200
+
+
+@dataclass
+class Failure:
+    """One endpoint/symbol/interval that got no usable answer, and why.
+
+    Attributes:
+        endpoint: the endpoint asked.
+        symbol: the symbol (``None`` for catalogue requests).
+        interval: the bar interval (``None`` for snapshots).
+        status: the API's error code (the body's ``code``, else the HTTP status); ``None`` when
+            no answer came at all.
+        error: what the API (or the network) said.
+    """
+
+    endpoint: str
+    symbol: str | None
+    interval: str | None
+    status: int | None
+    error: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data for stage details."""
+        return dict(self.__dict__)
+
+    def __str__(self) -> str:
+        where = " ".join(p for p in (self.endpoint, self.symbol, self.interval) if p)
+        return f"{where}: {self.error}"
+
+
 @dataclass
 class _Pending:
     request_ids: set[str]
@@ -103,6 +138,13 @@ class IngestState:
     durable: set[str] = field(default_factory=set)
     pending: list[_Pending] = field(default_factory=list)
     progress: Progress = field(default_factory=Progress)
+    spool: Spool | None = None
+    """Every envelope is appended here before it is buffered (see :mod:`.spool`)."""
+    unspooled: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    """Spool numbers of the envelopes buffered per endpoint, not yet in a raw file."""
+    failures: list[Failure] = field(default_factory=list)
+    answered: int = 0
+    """Endpoint/symbol/interval combinations that got data or a documented "no data"."""
     flush_seconds: float = 5.0
     last_flush: float = field(default_factory=time.monotonic)
 
@@ -124,12 +166,19 @@ class IngestStage:
     async def _ingest(self, ctx: RunContext, base_url: str) -> StageResult:
         from dataflow.metadata import WatermarkStore
         from dataflow.pipeline import StageResult
+        from dataflow.sources.twelvedata import spool
         from dataflow.sources.twelvedata.client import TwelveDataClient
         from dataflow.storage import Manifest, RawWriter, write_manifest
 
         settings = ctx.settings.sources.twelvedata
         opts = ctx.options
         marks = WatermarkStore(ctx.db)
+        raw = ctx.settings.storage.raw
+        spool_dir = ctx.settings.state_dir / "spool"
+        recovered = spool.recover(
+            spool_dir, current=ctx.run_id, store=ctx.store, source=SOURCE, marks=marks,
+            max_lines=raw.file_max_lines, max_bytes=raw.file_max_bytes,
+        )  # fmt: skip
         if opts.full_refresh:
             chosen: list[str | None] = [*opts.endpoints] if opts.endpoints else [None]
             for name in chosen:
@@ -145,7 +194,6 @@ class IngestStage:
             start=opts.start,
             end=opts.end,
         )
-        raw = ctx.settings.storage.raw
         writer = RawWriter(
             ctx.store,
             source=SOURCE,
@@ -163,6 +211,9 @@ class IngestStage:
             files=[],
         )
         state = IngestState(ctx.run_id, writer, manifest, flush_seconds=raw.flush_seconds)
+        manifest.record_files(recovered)
+        journal = spool.Spool.open(spool_dir, ctx.run_id)
+        state.spool = journal
         per_minute, per_day = settings.effective_budget()
         state.progress.planned = len(plan)
         state.progress.budget = per_day
@@ -196,11 +247,19 @@ class IngestStage:
                     await self._fetch_item(client, state, marks, item)
                 except DailyLimitError as exc:
                     stop, stop_error = "daily", exc
+                    queue.put_nowait(item)  # not fetched: counted as skipped below
                 except AuthError as exc:
                     stop, stop_error = "auth", exc
+                except UnreachableError as exc:
+                    if stop is None:
+                        stop, stop_error = "unreachable", exc
+                    queue.put_nowait(item)
                 except DataflowError as exc:
                     state.stats[item.endpoint].errors += 1
                     state.progress.errors += 1
+                    symbols: list[str | None] = [*item.symbols] or [None]
+                    for symbol in symbols:
+                        _fail(state, item.endpoint, symbol, item.interval, None, exc)
                     log.warning("%s %s failed: %s", item.endpoint, ",".join(item.symbols), exc)
                 finally:
                     state.progress.done += 1
@@ -217,9 +276,11 @@ class IngestStage:
             state.stats[item.endpoint].skipped += 1
         self._flush(state, marks)
         manifest.finished_at = dt.datetime.now(dt.UTC)
-        status = {"daily": "partial", "auth": "failed"}.get(stop or "", "succeeded")
+        status = _status(state, stop)
         manifest.status = status
         write_manifest(ctx.store, manifest)
+        # everything is in raw files and every watermark advanced: the journal has done its job
+        journal.close(delete=not state.pending and not state.writer.pending)
         seconds = time.perf_counter() - started
         self._record_metrics(ctx, state, seconds)
 
@@ -233,25 +294,37 @@ class IngestStage:
             "client": client_stats,
             "source": "simulator" if settings.uses_simulator else "twelvedata",
             "seconds": round(seconds, 3),
+            "failures": [f.as_dict() for f in state.failures[:MAX_FAILURES_SHOWN]],
+            "failures_total": len(state.failures),
         }
-        message = None
+        messages = []
+        if stop == "auth" or (stop == "unreachable" and not state.answered):
+            # nothing usable came back: the one line that says why is the stage's failure
+            raise stop_error  # type: ignore[misc]
+        if stop == "unreachable":
+            messages.append(f"{stop_error}; {totals.skipped} request(s) not sent")
         if stop == "daily":
-            message = (
+            messages.append(
                 f"daily credit budget reached ({stop_error}); "
                 f"{totals.skipped} request(s) left for the next run"
             )
             log.warning("ingest stopped for the day: %s", stop_error)
-        elif stop == "auth":
-            raise stop_error  # type: ignore[misc]
-        elif totals.errors:
-            message = f"{totals.errors} request(s) or symbol(s) failed; see `dataflow runs show`"
+        if state.failures:
+            messages.append(
+                f"{len(state.failures)} endpoint/symbol request(s) got no usable answer "
+                f"(first: {state.failures[0]}) — see `dataflow runs show {ctx.run_id}`"
+            )
+            log.warning(
+                "%d endpoint/symbol request(s) failed (%d answered); first: %s",
+                len(state.failures), state.answered, state.failures[0],
+            )  # fmt: skip
         return StageResult(
             status=status,
             rows=totals.rows,
             bytes=totals.bytes,
             requests=totals.requests,
             errors=totals.errors,
-            message=message,
+            message="; ".join(messages) or None,
             details=details,
         )
 
@@ -282,9 +355,12 @@ class IngestStage:
                 advances[item.keys[0]] = dt.datetime.now(dt.UTC)
                 stats.rows += _rows(first.outcome.payload)
                 state.progress.rows += _rows(first.outcome.payload)
+                state.answered += 1
             else:
                 stats.errors += 1
                 state.progress.errors += 1
+                _fail(state, item.endpoint, None, item.interval, first.status_code,
+                      first.outcome.error)  # fmt: skip
         results = dict(first.outcome.per_symbol)
         if len(item.symbols) > 1:
             # A symbol that failed transiently inside a batch whose other symbols landed is asked
@@ -300,11 +376,14 @@ class IngestStage:
             if result is None or not result.ok:
                 error = result.error if result is not None else first.outcome.error
                 if series and isinstance(error, RequestError) and NO_DATA in str(error):
+                    state.answered += 1
                     continue  # nothing new in the window: not an error
                 stats.errors += 1
                 state.progress.errors += 1
-                log.warning("%s %s: %s", item.endpoint, symbol, error)
+                _fail(state, item.endpoint, symbol, item.interval, None, error)
+                log.debug("%s %s: %s", item.endpoint, symbol, error)
                 continue
+            state.answered += 1
             stats.rows += result.rows
             state.progress.rows += result.rows
             if not series:
@@ -324,16 +403,28 @@ class IngestStage:
                     params=item.params,
                 )
                 responses.extend(pages)
+                complete = True
                 for page in pages:
                     more = page.outcome.per_symbol.get(symbol)
                     if more is not None and more.ok:
                         stats.rows += more.rows
                         state.progress.rows += more.rows
+                    else:
+                        # a hole in the history: the watermark must not pass it
+                        complete = False
+                        stats.errors += 1
+                        state.progress.errors += 1
+                        _fail(state, item.endpoint, symbol, item.interval, page.status_code,
+                              more.error if more is not None else page.outcome.error)  # fmt: skip
+                if not complete:
+                    continue
             if newest is not None:
                 key = next(k for k in item.keys if k.symbol == symbol)
                 advances[key] = newest
         if advances:
             pending = _Pending({r.request_id for r in responses}, advances)
+            if state.spool is not None:
+                state.spool.advance(state.run_id, advances)
             state.pending.append(pending)
             self._advance_durable(state, marks)
 
@@ -349,20 +440,20 @@ class IngestStage:
             stats.rate_limited += 1
         if response.outcome.ok:
             stats.ok += 1
-        envelope = make_envelope(
-            source=SOURCE,
-            endpoint=response.endpoint,
-            path=response.path,
-            params=response.params,
-            status_code=response.status_code,
-            headers=response.headers,
-            body=response.body,
-            received_at=response.received_at,
-            run_id=state.run_id,
-            request_id=response.request_id,
-            symbols=response.symbols,
-            **_parsed(response),
-        )
+        fields: dict[str, Any] = {
+            "source": SOURCE,
+            "endpoint": response.endpoint,
+            "path": response.path,
+            "params": response.params,
+            "status_code": response.status_code,
+            "headers": response.headers,
+            "received_at": response.received_at,
+            "run_id": state.run_id,
+            "request_id": response.request_id,
+            "symbols": response.symbols,
+        }
+        parsed = _parsed(response)
+        envelope = make_envelope(body=response.body, **fields, **parsed)
         error = response.outcome.error
         state.manifest.requests.append(
             RequestRecord(
@@ -380,6 +471,15 @@ class IngestStage:
                 rows=sum(r.rows for r in response.outcome.per_symbol.values()),
             )
         )
+        if state.spool is not None:
+            # on disk before it is buffered: a kill from here on loses nothing paid for
+            kept = {
+                **fields,
+                "headers": envelope["headers"],  # only the headers an envelope keeps
+                "received_at": response.received_at.isoformat(),
+                "parsed": _decoded_as(parsed),
+            }
+            state.unspooled[response.endpoint].append(state.spool.response(kept, response.body))
         flushed = state.writer.add(envelope)
         if flushed is not None:
             self._after_flush(state, marks, [flushed])
@@ -397,6 +497,8 @@ class IngestStage:
         state.last_flush = time.monotonic()
         for raw in files:
             state.durable.update(raw.request_ids)
+            if state.spool is not None:
+                state.spool.durable(state.unspooled.pop(raw.endpoint, []))
             stats = state.stats[raw.endpoint]
             stats.files += 1
             stats.bytes += raw.bytes
@@ -453,6 +555,42 @@ class IngestStage:
         ctx.metrics.record("Dataflow/Ingest", "IngestSeconds", seconds, "Seconds")
 
 
+def _fail(
+    state: IngestState,
+    endpoint: str,
+    symbol: str | None,
+    interval: str | None,
+    status: int | None,
+    error: BaseException | None,
+) -> None:
+    """Record one endpoint/symbol/interval that got no usable answer.
+
+    An API error's code is its status (a batch answers HTTP 200 with a 404 inside); the
+    ``"<endpoint> <symbol>: "`` prefix of its message is dropped, the failure says where.
+    """
+    if isinstance(error, ApiError):
+        status = error.code
+    text = str(error) if error is not None else "no answer"
+    for prefix in (f"{endpoint} {symbol}: ", f"{endpoint}: "):
+        if text.startswith(prefix):
+            text = text[len(prefix) :]
+            break
+    state.failures.append(Failure(endpoint, symbol, interval, status, text))
+
+
+def _status(state: IngestState, stop: str | None) -> str:
+    """``succeeded`` only if every request got data or a documented "no data" answer.
+
+    ``failed`` when nothing did, ``partial`` when some did and some did not (or the daily budget
+    or an unreachable host left requests unsent).
+    """
+    if stop == "auth":
+        return "failed"
+    if not state.failures and stop is None:
+        return "succeeded"
+    return "partial" if state.answered else "failed"
+
+
 def _parsed(response: Response) -> dict[str, Any]:
     """The body as the classifier decoded it, unless it was not strict JSON.
 
@@ -462,6 +600,16 @@ def _parsed(response: Response) -> dict[str, Any]:
     if isinstance(response.outcome.error, TransportError) or _NON_STRICT.search(response.body):
         return {}
     return {"parsed": response.outcome.payload}
+
+
+def _decoded_as(parsed: dict[str, Any]) -> str | None:
+    """How the classifier decoded a body, so a spooled answer rebuilds the same envelope."""
+    if not parsed:
+        return None  # the raw zone's own parser decides
+    payload = parsed["parsed"]
+    if payload is None:
+        return "none"
+    return "text" if isinstance(payload, str) else "json"
 
 
 def _values(payload: Any) -> list[dict[str, Any]]:

@@ -162,18 +162,30 @@ class CreditLimiter:
             self.used_today += credits
             return ticket
 
-    def complete(self, ticket: Ticket, *, charged: bool = True) -> None:
+    def complete(self, ticket: Ticket, *, charged: bool = True, sent: bool = True) -> None:
         """The answer to ``ticket`` arrived (or the attempt failed).
 
         The credits stay in the window for one more window either way: the server may have
         counted the request even when it failed (a 5xx, a lost connection), and a cheap
         conservative hold is what keeps us free of 429s. ``charged=False`` only returns the
-        credits to the daily budget and keeps them out of ``used_total``.
+        credits to the daily budget and keeps them out of ``used_total``. ``sent=False`` (no
+        connection could even be opened, so the server cannot have counted anything) gives the
+        credits back entirely: to the daily budget *and* to the window, at once.
+
+        Example:
+            >>> import asyncio
+            >>> limiter = CreditLimiter(per_minute=8, per_day=800)
+            >>> ticket = asyncio.run(limiter.acquire(8))
+            >>> limiter.complete(ticket, charged=False, sent=False)
+            >>> limiter.used_today, limiter._delay(0.0, 8)
+            (0, 0.0)
         """
         if self._in_flight.pop(ticket.id, None) is None:
             return
         now = self._clock()
-        if self.per_minute is not None:
+        if not sent:
+            charged = False
+        elif self.per_minute is not None:
             self._answered.append((now + self.window, ticket.credits))
         if charged:
             self.used_total += ticket.credits

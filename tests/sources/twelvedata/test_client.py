@@ -24,6 +24,7 @@ from dataflow.errors import (
     RequestError,
     ServerError,
     TransportError,
+    UnreachableError,
 )
 from dataflow.sources.twelvedata.classify import AUTH_MESSAGE
 from dataflow.sources.twelvedata.client import Response, TwelveDataClient, dedupe_values
@@ -286,7 +287,7 @@ def test_timeouts_are_retried_then_raise_without_an_answer(
     assert rec.responses == []
 
 
-def test_connection_refused_raises_transport_error() -> None:
+def test_connection_refused_raises_unreachable_error() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # closed again before use: nobody listens there
@@ -299,9 +300,10 @@ def test_connection_refused_raises_transport_error() -> None:
                 stats = client.stats()
         return stats
 
-    with pytest.raises(TransportError, match="after 2 attempts") as info:
+    with pytest.raises(UnreachableError, match="connection refused") as info:
         asyncio.run(main())
     assert KEY not in str(info.value)
+    assert "read_timeout" not in str(info.value), "a refused connection is not a slow answer"
 
 
 def test_server_daily_limit_raises(cl_simulator: Callable[..., Any]) -> None:
