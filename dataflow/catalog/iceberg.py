@@ -71,8 +71,13 @@ def _io_properties(settings: Settings) -> dict[str, str]:
     return props
 
 
-def open_catalog(settings: Settings) -> Catalog:
+def open_catalog(settings: Settings, *, check: bool = True) -> Catalog:
     """Open the project's Iceberg catalog.
+
+    Args:
+        settings: the project.
+        check: refuse a SQL catalog whose tables live outside the warehouse (a moved or copied
+            project, :func:`check_locations`); only ``dataflow catalog relocate`` opens it without.
 
     Raises:
         ConfigError: an unknown catalog type.
@@ -99,7 +104,8 @@ def open_catalog(settings: Settings) -> Catalog:
             # The catalog owns a connection pool; close it when the catalog goes away, so no
             # database connection outlives its user (psycopg warns about such connections).
             weakref.finalize(catalog, catalog.engine.dispose)
-            check_locations(settings, catalog)
+            if check:
+                check_locations(settings, catalog)
             return catalog
         from pyiceberg.catalog import load_catalog
 
@@ -157,29 +163,13 @@ def check_locations(settings: Settings, catalog: Catalog) -> None:
     Raises:
         ConfigError: a table's metadata is outside the warehouse (one line: what and the fix).
     """
-    import sqlalchemy as sa
-
-    engine = getattr(catalog, "engine", None)
-    if engine is None:
-        return
-    home = warehouse_location(settings) + "/"
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.text(
-                "SELECT table_namespace, table_name, metadata_location FROM iceberg_tables "
-                "WHERE catalog_name = :name AND metadata_location IS NOT NULL"
-            ),
-            {"name": CATALOG_NAME},
-        ).all()
-    outside = [
-        (f"{ns}.{name}", str(loc)) for ns, name, loc in rows if not str(loc).startswith(home)
-    ]
+    outside = tables_outside(settings, catalog)
     if not outside:
         return
     table, location = outside[0]
-    elsewhere = location.split("/iceberg/", 1)[0] if "/iceberg/" in location else location
+    elsewhere = old_warehouse(location)
     here = settings.warehouse_uri
-    if _location_exists(location):
+    if location_exists(location):
         what = (
             f"the catalog's tables (e.g. {table}) are in {elsewhere}, not in this warehouse "
             f"{here}: this project is a copy, and a run would write into the original"
@@ -195,8 +185,49 @@ def check_locations(settings: Settings, catalog: Catalog) -> None:
     )
 
 
-def _location_exists(location: str) -> bool:
-    """True when a ``file://`` location still exists (remote ones: assume so, never guess)."""
+def tables_outside(settings: Settings, catalog: Catalog) -> list[tuple[str, str]]:
+    """``(namespace.table, metadata location)`` of each SQL-catalog table outside the warehouse.
+
+    Example:
+        >>> tables_outside(settings, open_catalog(settings, check=False))  # doctest: +SKIP
+        [('market.time_series', 'file:///old/warehouse/iceberg/market.db/time_series/...')]
+    """
+    import sqlalchemy as sa
+
+    engine = getattr(catalog, "engine", None)
+    if engine is None:
+        return []
+    home = warehouse_location(settings) + "/"
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT table_namespace, table_name, metadata_location FROM iceberg_tables "
+                "WHERE catalog_name = :name AND metadata_location IS NOT NULL"
+            ),
+            {"name": CATALOG_NAME},
+        ).all()
+    found = [(f"{ns}.{name}", str(location)) for ns, name, location in rows]
+    return [(table, location) for table, location in found if not location.startswith(home)]
+
+
+def old_warehouse(location: str) -> str:
+    """The warehouse root a table location was made under (``…/iceberg/…`` cut off).
+
+    Example:
+        >>> old_warehouse("file:///old/wh/iceberg/market.db/t/metadata/v1.json")
+        '/old/wh'
+    """
+    root = location.split("/iceberg/", 1)[0] if "/iceberg/" in location else location
+    return root.removeprefix("file://")
+
+
+def location_exists(location: str) -> bool:
+    """True when a local location still exists (remote ones: assumed to, never guessed).
+
+    Example:
+        >>> location_exists("file:///no/such/place"), location_exists("s3://b/k")
+        (False, True)
+    """
     from pathlib import Path
 
     if location.startswith("file://"):
@@ -355,7 +386,10 @@ __all__ = [
     "create_table",
     "ensure_namespace",
     "load_table",
+    "location_exists",
+    "old_warehouse",
     "open_catalog",
     "parse_partition",
+    "tables_outside",
     "warehouse_location",
 ]
