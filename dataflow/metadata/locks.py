@@ -133,7 +133,8 @@ class PostgresLock(_Releasing):
             ) from err
         start = time.monotonic()
         try:
-            name = json.dumps(_holder(run_id), separators=(",", ":"))[:63]
+            # What a waiting run reports (PostgreSQL keeps 63 bytes of it).
+            name = _describe(_holder(run_id)).split(", since", 1)[0][:63]
             conn.execute(sa.text("SELECT set_config('application_name', :n, false)"), {"n": name})
             while not conn.execute(
                 sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key}
@@ -154,19 +155,18 @@ class PostgresLock(_Releasing):
 
     def _who(self, conn: sa.Connection) -> str:
         hi, lo = (self.key >> 32) & 0xFFFFFFFF, self.key & 0xFFFFFFFF
-        name = conn.execute(
+        row = conn.execute(
             sa.text(
-                "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a "
-                "ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted "
-                "AND l.classid = :hi AND l.objid = :lo AND l.objsubid = 1 LIMIT 1"
+                "SELECT a.application_name, a.backend_start FROM pg_locks l "
+                "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' "
+                "AND l.granted AND l.classid = :hi AND l.objid = :lo AND l.objsubid = 1 LIMIT 1"
             ),
             {"hi": hi, "lo": lo},
-        ).scalar_one_or_none()
-        try:
-            info = json.loads(name) if name else None
-        except ValueError:
-            info = None
-        return _describe(info if isinstance(info, dict) else None)
+        ).first()
+        if row is None or not row[0]:
+            return "run unknown"
+        since = row[1].isoformat(timespec="seconds") if row[1] is not None else "?"
+        return f"{row[0]}, since {since}"
 
     @property
     def held(self) -> bool:
@@ -246,7 +246,9 @@ class S3Lock(_Releasing):
                 if current is None:
                     continue  # released in between: try again at once
                 info, current_etag, age = current
-                if age > self.lease:
+                # The holder's own lease decides, whatever ours is.
+                lease = info.get("lease_s") if info else None
+                if age > (lease if isinstance(lease, int | float) else self.lease):
                     etag = self._put(body, IfMatch=current_etag)
                     if etag is not None:
                         log.warning(
