@@ -404,7 +404,7 @@ def _choose_schema(url: sa.URL, project: str | None, explicit: str | None) -> st
     if explicit is not None:
         if not _SCHEMA_NAME.match(explicit):
             raise ConfigError(
-                f"metadata.schema {explicit!r} is not a plain PostgreSQL name — use lowercase "
+                f"metadata.schema_name {explicit!r} is not a plain PostgreSQL name — use lowercase "
                 "letters, digits and _ (at most 63)"
             )
         return explicit
