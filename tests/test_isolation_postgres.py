@@ -93,8 +93,10 @@ def test_two_projects_on_one_database_never_see_each_other(
     db_a.dispose()
     schema_a, schema_b = project_schema("alpha"), project_schema("beta")
     before = table_contents(pg_database, schema_a)
-    expected = {"runs", "watermarks", "metric_points", "alarm_states", "dq_evaluations",
-                "dq_rule_results", "query_executions", "schedule_fires", "iceberg_tables"}  # fmt: skip
+    expected = {
+        "runs", "watermarks", "metric_points", "alarm_states", "dq_evaluations",
+        "dq_rule_results", "query_executions", "schedule_fires", "iceberg_tables",
+    }  # fmt: skip
     assert {name for name, rows in before.items() if rows} >= expected
 
     cli(b, "run", "--no-progress", "--endpoints", "time_series")
@@ -102,7 +104,8 @@ def test_two_projects_on_one_database_never_see_each_other(
 
     after_b = table_contents(pg_database, schema_b)
     assert len(after_b["runs"]) == 1
-    assert after_b["query_executions"] == [] and after_b["schedule_fires"] == []
+    assert after_b["query_executions"] == []
+    assert after_b["schedule_fires"] == []
     assert [r[0] for r in after_b["iceberg_tables"]] == ["'dataflow'"] * len(
         after_b["iceberg_tables"]
     )
