@@ -352,12 +352,13 @@ class S3Lock(_Releasing):
 
 
 def _s3_client(s3: S3Settings) -> Any:
+    """A plain (synchronous) botocore S3 client; botocore comes with s3fs (extra ``s3``)."""
     try:
-        import boto3  # type: ignore[import-untyped]
+        import botocore.session  # type: ignore[import-untyped]
         from botocore.config import Config  # type: ignore[import-untyped]
     except ImportError:
         raise ConfigError(
-            "an s3:// warehouse needs boto3 — install it with: pip install 'dataflow-etl[s3]'"
+            "an s3:// warehouse needs s3fs — install it with: pip install 'dataflow-etl[s3]'"
         ) from None
     kwargs: dict[str, Any] = {"config": Config(retries={"max_attempts": 3, "mode": "standard"})}
     if s3.endpoint_url:
@@ -368,7 +369,11 @@ def _s3_client(s3: S3Settings) -> Any:
         kwargs["aws_access_key_id"] = s3.access_key_id.get_secret_value()
     if s3.secret_access_key is not None:
         kwargs["aws_secret_access_key"] = s3.secret_access_key.get_secret_value()
-    return boto3.client("s3", **kwargs)
+    if s3.anon:
+        from botocore import UNSIGNED
+
+        kwargs["config"] = kwargs["config"].merge(Config(signature_version=UNSIGNED))
+    return botocore.session.get_session().create_client("s3", **kwargs)
 
 
 def _error_code(exc: BaseException) -> str:
