@@ -150,3 +150,26 @@ def test_an_older_shared_database_is_adopted_by_the_first_project(pg_database: s
         alpha.dispose()
         beta.dispose()
     assert table_contents(pg_database, "public") == {}
+
+
+def test_a_user_who_cannot_create_the_schema_gets_one_line(pg_database: str) -> None:
+    role = f"limited_{secrets.token_hex(3)}"
+    admin = sa.create_engine(pg_database, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE ROLE {role} LOGIN")  # no CREATE on the database
+    try:
+        limited = sa.make_url(pg_database).set(username=role).render_as_string()
+        from dataflow.errors import ConfigError
+        from dataflow.metadata.db import project_url
+
+        with pytest.raises(ConfigError) as caught:
+            open_metadata(project_url(limited, "alpha"))
+        assert str(caught.value).startswith(
+            "cannot create the schema dataflow_alpha of project 'alpha' in "
+        )
+        assert "grant the user CREATE on the database" in str(caught.value)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP OWNED BY {role}")
+            conn.exec_driver_sql(f"DROP ROLE {role}")
+        admin.dispose()

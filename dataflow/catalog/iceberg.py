@@ -197,7 +197,8 @@ def tables_outside(settings: Settings, catalog: Catalog) -> list[tuple[str, str]
     engine = getattr(catalog, "engine", None)
     if engine is None:
         return []
-    home = warehouse_location(settings) + "/"
+    # catalog.properties may set another warehouse for the tables: that one is home then.
+    home = str(catalog.properties.get("warehouse") or warehouse_location(settings)) + "/"
     with engine.connect() as conn:
         rows = conn.execute(
             sa.text(

@@ -274,7 +274,14 @@ class MetadataDB:
             VERSION_TABLE, schema=schema
         ):
             return
-        conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        try:
+            conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        except exc.ProgrammingError as err:  # e.g. no CREATE privilege on the database
+            raise ConfigError(
+                f"cannot create the schema {schema} of project {self.project!r} in "
+                f"{self.safe_url} ({_short(err)}) — grant the user CREATE on the database, or "
+                "create the schema yourself (and name it in metadata.schema_name)"
+            ) from err
         if not inspector.has_table(VERSION_TABLE, schema="public"):
             return
         ours = {*metadata.tables, VERSION_TABLE, *ICEBERG_CATALOG_TABLES}
