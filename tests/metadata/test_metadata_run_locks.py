@@ -196,3 +196,17 @@ def test_a_local_project_keeps_the_lock_file(tmp_path: Path) -> None:
     lock = project_lock(load_settings(tmp_path, env={}), timeout=0)
     assert isinstance(lock, ProjectLock)
     assert lock.path == tmp_path / "warehouse" / "dataflow.lock"
+
+
+def test_a_released_s3_lock_leaves_nothing_behind(tmp_path: Path, s3_server_url: str) -> None:
+    warehouse = f"s3://bucket/released-{secrets.token_hex(4)}"
+    project = host(tmp_path / "p", warehouse=warehouse, storage={"s3": s3_config(s3_server_url)})
+    settings = load_settings(project, env={})
+    lock = project_lock(settings, timeout=0)
+    assert isinstance(lock, S3Lock)
+    with lock:
+        lock.acquire("r1")
+        assert lock._get() is not None
+    assert lock._get() is None, "deleted on release"
+    with project_lock(settings, timeout=0) as again:
+        again.acquire("r2")  # and free for the next run at once
