@@ -50,23 +50,34 @@ def relocate(settings: Settings) -> Relocation:
 
     Raises:
         ConfigError: not a SQL catalog; or the catalog is shared with an original that exists.
+        LockTimeoutError: a run of the project is under way.
     """
-    from dataflow.catalog.iceberg import (
-        location_exists,
-        old_warehouse,
-        open_catalog,
-        tables_outside,
-    )
     from dataflow.config import CatalogType
-    from dataflow.metadata import open_metadata
-    from dataflow.metadata.schema import external_partitions, external_table_versions
-    from dataflow.metadata.schema import external_tables as external
 
     if settings.catalog.type != CatalogType.SQL:
         raise ConfigError(
             f"catalog relocate works on the sql catalog; catalog.type is "
             f"{settings.catalog.type.value} — move the tables with that catalog's own tools"
         )
+    from dataflow.metadata.locks import project_lock
+
+    # No run of this project may be writing while its tables are forgotten.
+    with project_lock(settings, timeout=0) as lock:
+        lock.acquire("catalog-relocate")
+        return _relocate(settings)
+
+
+def _relocate(settings: Settings) -> Relocation:
+    from dataflow.catalog.iceberg import (
+        location_exists,
+        old_warehouse,
+        open_catalog,
+        tables_outside,
+    )
+    from dataflow.metadata import open_metadata
+    from dataflow.metadata.schema import external_partitions, external_table_versions
+    from dataflow.metadata.schema import external_tables as external
+
     result = Relocation(new=settings.warehouse_uri)
     catalog = open_catalog(settings, check=False)
     outside = tables_outside(settings, catalog)
