@@ -337,6 +337,14 @@ class MetadataSettings(_Model):
         None,
         description="SQLAlchemy URL; default sqlite in the warehouse (or .dataflow/ for s3).",
     )
+    schema_name: str | None = Field(
+        None,
+        description="PostgreSQL schema of this project; default dataflow_<name> (one per project).",
+    )
+    adopt: bool = Field(
+        False,
+        description="Take over a metadata database or warehouse another project owns (renames).",
+    )
 
 
 class CatalogType(StrEnum):
@@ -688,10 +696,18 @@ class Settings(_Model):
 
     @property
     def metadata_url(self) -> str:
-        """SQLAlchemy URL of the metadata database."""
-        if self.metadata.url is not None:
-            return self.metadata.url.get_secret_value()
-        return f"sqlite:///{self.state_dir / 'dataflow.db'}"
+        """SQLAlchemy URL of the metadata database, naming the project that owns its rows."""
+        from dataflow.metadata.db import project_url
+
+        url = (
+            self.metadata.url.get_secret_value()
+            if self.metadata.url is not None
+            else f"sqlite:///{self.state_dir / 'dataflow.db'}"
+        )
+        # The project rides along: every row belongs to it (dataflow.metadata.db).
+        return project_url(
+            url, self.name, schema=self.metadata.schema_name, adopt=self.metadata.adopt
+        )
 
     def public_dump(self) -> dict[str, Any]:
         """Settings as plain data with every secret masked (safe to print or log)."""

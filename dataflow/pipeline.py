@@ -155,7 +155,9 @@ def default_stages() -> list[Stage]:
 @contextmanager
 def open_run(settings: Settings, options: RunOptions) -> Iterator[RunContext]:
     """Lock the project, open storage and metadata, start the run log; yield the context."""
-    from dataflow.metadata import ProjectLock, RunStore, new_run_id, open_metadata
+    from dataflow.metadata import RunStore, new_run_id, open_metadata
+    from dataflow.metadata.locks import project_lock
+    from dataflow.metadata.ownership import check_state
     from dataflow.monitor.logs import prune_logs, run_log, stage_context
     from dataflow.monitor.metrics import Metrics
     from dataflow.storage import open_store
@@ -164,7 +166,8 @@ def open_run(settings: Settings, options: RunOptions) -> Iterator[RunContext]:
     _make_state_dir(settings)
     run_id = _scheduled_run_id() or new_run_id()
     log_dir = state_dir / "logs"
-    with ProjectLock(state_dir / "dataflow.lock", timeout=settings.run.lock_timeout) as lock:
+    # The lock lives where the state lives: PostgreSQL, S3 or the local state folder.
+    with project_lock(settings, timeout=settings.run.lock_timeout) as lock:
         lock.acquire(run_id)
         db = _reachable(lambda: open_metadata(settings.metadata_url))
         try:
@@ -179,6 +182,7 @@ def open_run(settings: Settings, options: RunOptions) -> Iterator[RunContext]:
                     )
                 prune_logs(log_dir, retention_days=settings.logging.retention_days)
                 store = open_store(settings)
+                check_state(settings, store)  # owners, table locations: before any credit
                 _check_writable(store, settings)
                 metrics = Metrics(db, run_id=run_id, default_dimensions={"pipeline": settings.name})
                 ctx = RunContext(settings, run_id, options, store, db, metrics, log_dir)

@@ -29,7 +29,8 @@ def test_defaults_without_a_config_file(tmp_path: Path) -> None:
     assert len(td.symbols["forex"]) >= 3
     assert len(td.symbols["crypto"]) >= 2
     assert settings.warehouse_uri == str((tmp_path / "warehouse").resolve())
-    assert settings.metadata_url == f"sqlite:///{(tmp_path / 'warehouse' / 'dataflow.db')}"
+    db_url = f"sqlite:///{(tmp_path / 'warehouse' / 'dataflow.db')}"
+    assert settings.metadata_url == f"{db_url}?dataflow_project=dataflow"
 
 
 def test_init_template_equals_the_defaults(tmp_path: Path) -> None:

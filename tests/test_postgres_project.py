@@ -14,6 +14,7 @@ import yaml
 from typer.testing import CliRunner
 
 from dataflow.cli.app import _register, app
+from dataflow.metadata.db import project_schema
 
 _register()
 
@@ -65,6 +66,7 @@ def test_the_whole_pipeline_on_a_postgres_metadata_database(
     assert [r["status"] for r in runs] == ["succeeded"]
     engine = sa.create_engine(pg_database)
     with engine.connect() as conn:
-        names = set(sa.inspect(conn).get_table_names())
+        # One schema per project (dataflow.metadata.db): the default project is "dataflow".
+        names = set(sa.inspect(conn).get_table_names(schema=project_schema("dataflow")))
     engine.dispose()
     assert {"runs", "watermarks", "metric_points", "iceberg_tables", "external_tables"} <= names

@@ -21,7 +21,7 @@ import re
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from dataflow.errors import ConfigError, StorageError
+from dataflow.errors import ConfigError, DataflowError, StorageError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -71,8 +71,13 @@ def _io_properties(settings: Settings) -> dict[str, str]:
     return props
 
 
-def open_catalog(settings: Settings) -> Catalog:
+def open_catalog(settings: Settings, *, check: bool = True) -> Catalog:
     """Open the project's Iceberg catalog.
+
+    Args:
+        settings: the project.
+        check: refuse a SQL catalog whose tables live outside the warehouse (a moved or copied
+            project, :func:`check_locations`); only ``dataflow catalog relocate`` opens it without.
 
     Raises:
         ConfigError: an unknown catalog type.
@@ -94,24 +99,143 @@ def open_catalog(settings: Settings) -> Catalog:
 
             if not settings.warehouse_is_remote:
                 settings.state_dir.mkdir(parents=True, exist_ok=True)
-            uri = _sqlalchemy_url(url or settings.metadata_url)
+            uri = _project_catalog_url(settings, url)
             catalog = SqlCatalog(CATALOG_NAME, uri=uri, **props)
             # The catalog owns a connection pool; close it when the catalog goes away, so no
             # database connection outlives its user (psycopg warns about such connections).
             weakref.finalize(catalog, catalog.engine.dispose)
+            if check:
+                check_locations(settings, catalog)
             return catalog
         from pyiceberg.catalog import load_catalog
 
         if url:
             props["uri"] = url
         return load_catalog(CATALOG_NAME, type=str(config.type), **props)
-    except ConfigError:
+    except DataflowError:
         raise
     except Exception as exc:  # pyiceberg/SQLAlchemy/boto errors: translate at this boundary
         raise StorageError(
             f"cannot open the {config.type.value} Iceberg catalog ({type(exc).__name__}) — check "
             "catalog.url and the warehouse"
         ) from exc
+
+
+def _project_catalog_url(settings: Settings, url: str | None) -> str:
+    """The SQLAlchemy URL of the project's SQL catalog: its tables sit next to the metadata.
+
+    The default (the metadata database) is opened through :func:`open_metadata` once per process,
+    so its schema exists, its migrations ran (an older database's tables moved into the
+    project's PostgreSQL schema) and its owner is this project before pyiceberg touches it. An
+    explicit ``catalog.url`` on PostgreSQL gets the project's schema as well.
+    """
+    from dataflow.metadata.db import MetadataDB, open_metadata, project_url
+
+    if url is None:
+        key = settings.metadata_url
+        known = _OPENED.get(key)
+        if known is None:
+            db = open_metadata(key)
+            known = _OPENED[key] = db.connect_url()
+            db.dispose()
+        return known
+    db = MetadataDB(project_url(_sqlalchemy_url(url), settings.name))
+    try:
+        if db.schema is not None:
+            with db.begin() as conn:
+                conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{db.schema}"')
+        return db.connect_url()
+    finally:
+        db.dispose()
+
+
+#: Metadata URLs already opened (migrated, owner checked) in this process -> catalog URL.
+_OPENED: dict[str, str] = {}
+
+
+def check_locations(settings: Settings, catalog: Catalog) -> None:
+    """Refuse a SQL catalog whose tables live outside this project's warehouse.
+
+    The catalog records absolute locations. After ``mv`` of a project they point to a folder
+    that is gone; after ``cp -a`` they point into the original, which a run would write to. Both
+    are found here, before anything is fetched or written.
+
+    Raises:
+        ConfigError: a table's metadata is outside the warehouse (one line: what and the fix).
+    """
+    outside = tables_outside(settings, catalog)
+    if not outside:
+        return
+    table, location = outside[0]
+    elsewhere = old_warehouse(location)
+    here = settings.warehouse_uri
+    if location_exists(location):
+        what = (
+            f"the catalog's tables (e.g. {table}) are in {elsewhere}, not in this warehouse "
+            f"{here}: this project is a copy, and a run would write into the original"
+        )
+    else:
+        what = (
+            f"the catalog's tables (e.g. {table}) are in {elsewhere}, which is gone: this "
+            f"project was moved to {here}"
+        )
+    raise ConfigError(
+        f"{what} — move it back, or run `dataflow catalog relocate` to rebuild its "
+        f"{len(outside)} table(s) here from the raw zone"
+    )
+
+
+def tables_outside(settings: Settings, catalog: Catalog) -> list[tuple[str, str]]:
+    """``(namespace.table, metadata location)`` of each SQL-catalog table outside the warehouse.
+
+    Example:
+        >>> tables_outside(settings, open_catalog(settings, check=False))  # doctest: +SKIP
+        [('market.time_series', 'file:///old/warehouse/iceberg/market.db/time_series/...')]
+    """
+    import sqlalchemy as sa
+
+    engine = getattr(catalog, "engine", None)
+    if engine is None:
+        return []
+    # catalog.properties may set another warehouse for the tables: that one is home then.
+    home = str(catalog.properties.get("warehouse") or warehouse_location(settings)) + "/"
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT table_namespace, table_name, metadata_location FROM iceberg_tables "
+                "WHERE catalog_name = :name AND metadata_location IS NOT NULL"
+            ),
+            {"name": CATALOG_NAME},
+        ).all()
+    found = [(f"{ns}.{name}", str(location)) for ns, name, location in rows]
+    return [(table, location) for table, location in found if not location.startswith(home)]
+
+
+def old_warehouse(location: str) -> str:
+    """The warehouse root a table location was made under (``…/iceberg/…`` cut off).
+
+    Example:
+        >>> old_warehouse("file:///old/wh/iceberg/market.db/t/metadata/v1.json")
+        '/old/wh'
+    """
+    root = location.split("/iceberg/", 1)[0] if "/iceberg/" in location else location
+    return root.removeprefix("file://")
+
+
+def location_exists(location: str) -> bool:
+    """True when a local location still exists (remote ones: assumed to, never guessed).
+
+    Example:
+        >>> location_exists("file:///no/such/place"), location_exists("s3://b/k")
+        (False, True)
+    """
+    from pathlib import Path
+
+    if location.startswith("file://"):
+        return Path(location.removeprefix("file://")).exists()
+    if "://" not in location:
+        return Path(location).exists()
+    return True
 
 
 def _sqlalchemy_url(url: str) -> str:
@@ -259,10 +383,14 @@ __all__ = [
     "CATALOG_TYPES",
     "DEFAULT_NAMESPACE",
     "build_partition_spec",
+    "check_locations",
     "create_table",
     "ensure_namespace",
     "load_table",
+    "location_exists",
+    "old_warehouse",
     "open_catalog",
     "parse_partition",
+    "tables_outside",
     "warehouse_location",
 ]

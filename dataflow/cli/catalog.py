@@ -193,3 +193,24 @@ def snapshots(table: TableArgument, project: ProjectOption = None,
     ]  # fmt: skip
     print_table(f"Snapshots of {table}", ["snapshot", "committed (UTC)", "operation", "added",
                                           "total", "run"], rows)  # fmt: skip
+
+
+@catalog_app.command("relocate")
+@handle_errors
+def relocate(project: ProjectOption = None) -> None:
+    """After moving or copying a project: rebuild here the tables the catalog has elsewhere.
+
+    The catalog forgets its entries at the old place (no file is touched there); the next
+    `dataflow run` rebuilds those tables in this warehouse from the raw zone, without fetching.
+    """
+    from dataflow.catalog.relocate import relocate as relocate_catalog
+
+    done = relocate_catalog(settings_for(project))
+    if not done.tables and not done.external:
+        console().print(f"nothing to relocate: every table is in {done.new}")
+        return
+    console().print(
+        f"forgot {len(done.tables)} table(s) made in {done.old} "
+        f"({', '.join(done.tables) or 'none'}); {done.external} crawled table(s) now point to "
+        f"{done.new} — run `dataflow run` to rebuild them here from the raw zone"
+    )

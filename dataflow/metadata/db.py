@@ -8,6 +8,18 @@ front instead of failing half-way when another process wrote in between.
 
 Any other SQLAlchemy URL works as well (PostgreSQL is tested); ``postgresql://`` uses psycopg 3.
 
+Every row belongs to one project. A project's URL (``Settings.metadata_url``) names it in the
+query parameter ``dataflow_project``, which is read and removed before connecting:
+
+* on PostgreSQL each project gets its own schema (``dataflow_<name>``, or ``metadata.schema``):
+  every connection's ``search_path`` is that schema, so Alembic's version table, the metadata
+  tables and pyiceberg's SQL catalog tables all live in it and no query needs to change. Tables
+  an older version created in ``public`` are moved into the schema of the first project that
+  opens the database (it adopts them);
+* in every database (SQLite file or PostgreSQL schema) the table ``dataflow_project`` records the
+  owner: the first project to open it claims it, and any other project is refused with one line
+  (:class:`~dataflow.errors.ConfigError`, exit 2) unless ``metadata.adopt`` is set.
+
 Example:
     >>> import tempfile, sqlalchemy as sa
     >>> db = open_metadata(f"sqlite:///{tempfile.mkdtemp()}/dataflow.db")
@@ -19,7 +31,10 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -34,7 +49,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import event, exc
 
 from dataflow.errors import ConfigError, MetadataError
-from dataflow.metadata.schema import VERSION_TABLE
+from dataflow.metadata.schema import VERSION_TABLE, metadata, project_owner, utcnow
 
 log = logging.getLogger("dataflow.metadata")
 
@@ -45,6 +60,52 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 _PG_MIGRATION_LOCK = 0x64617461666C6F77  # "dataflow"
 
 _BEGIN_OPTION = "dataflow_sqlite_begin"
+
+#: Query parameters of a project's metadata URL; read and removed before connecting.
+PROJECT_PARAM = "dataflow_project"
+SCHEMA_PARAM = "dataflow_schema"
+ADOPT_PARAM = "dataflow_adopt"
+
+#: pyiceberg's SQL catalog tables: they move with the project's metadata tables.
+ICEBERG_CATALOG_TABLES = ("iceberg_tables", "iceberg_namespace_properties")
+
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def project_url(url: str, project: str, *, schema: str | None = None, adopt: bool = False) -> str:
+    """The metadata URL of one project: ``url`` plus the parameters :class:`MetadataDB` reads.
+
+    Example:
+        >>> project_url("sqlite:////wh/dataflow.db", "demo")
+        'sqlite:////wh/dataflow.db?dataflow_project=demo'
+    """
+    try:
+        parsed = sa.make_url(url)
+    except exc.ArgumentError:
+        return url  # MetadataDB reports it, without repeating the text
+    query: dict[str, str] = {PROJECT_PARAM: project}
+    if schema:
+        query[SCHEMA_PARAM] = schema
+    if adopt:
+        query[ADOPT_PARAM] = "true"
+    return parsed.update_query_dict(query).render_as_string(hide_password=False)
+
+
+def project_schema(project: str) -> str:
+    """The PostgreSQL schema of a project: ``dataflow_`` and its name, made a safe identifier.
+
+    A name that is not already lowercase letters, digits and ``_`` (or is long) gets a short hash,
+    so two different names never share a schema.
+
+    Example:
+        >>> project_schema("market_eu"), project_schema("Market EU")
+        ('dataflow_market_eu', 'dataflow_market_eu_900f93db')
+    """
+    slug = re.sub(r"[^a-z0-9_]+", "_", project.lower()).strip("_") or "project"
+    if slug != project or len(slug) > 40:
+        digest = hashlib.sha256(project.encode()).hexdigest()[:8]
+        slug = f"{slug[:40]}_{digest}"
+    return f"dataflow_{slug}"
 
 
 class MetadataDB:
@@ -66,14 +127,31 @@ class MetadataDB:
 
     def __init__(self, url: str) -> None:
         parsed = _parse_url(url)
+        query = dict(parsed.query)
+        project = query.pop(PROJECT_PARAM, None)
+        schema = query.pop(SCHEMA_PARAM, None)
+        adopt = query.pop(ADOPT_PARAM, "false")
+        parsed = parsed.set(query=query)
         self.url = parsed
+        #: The project every row belongs to; ``None``: a bare URL (tests, tools), no ownership.
+        self.project: str | None = project if isinstance(project, str) else None
+        self.adopt = isinstance(adopt, str) and adopt.lower() in {"1", "true", "yes", "on"}
+        #: The PostgreSQL schema of the project (``None``: the connection's own search_path).
+        self.schema: str | None = None
         if parsed.get_backend_name() == "sqlite":
             self.engine = _sqlite_engine(parsed)
-        else:
-            try:
-                self.engine = sa.create_engine(parsed, pool_pre_ping=True)
-            except (exc.NoSuchModuleError, ImportError) as err:
-                raise ConfigError(_driver_hint(parsed)) from err
+            return
+        connect_args: dict[str, Any] = {}
+        if parsed.get_backend_name() == "postgresql":
+            explicit = schema if isinstance(schema, str) else None
+            self.schema = _choose_schema(parsed, self.project, explicit)
+            if self.schema is not None:
+                options = str(query.get("options") or "")
+                connect_args["options"] = f"{options} -csearch_path={self.schema}".strip()
+        try:
+            self.engine = sa.create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
+        except (exc.NoSuchModuleError, ImportError) as err:
+            raise ConfigError(_driver_hint(parsed)) from err
 
     @property
     def safe_url(self) -> str:
@@ -146,14 +224,120 @@ class MetadataDB:
                 conn.execute(
                     sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK}
                 )
+                if self.schema is not None:
+                    self._prepare_schema(conn)
             current = _current(conn)
             head = head_revision()
-            if current == head:
-                return
-            log.info("migrating metadata database %s from %s to %s", self.safe_url, current, head)
-            config = alembic_config()
-            config.attributes["connection"] = conn
-            command.upgrade(config, "head")
+            if current != head:
+                log.info(
+                    "migrating metadata database %s from %s to %s", self.safe_url, current, head
+                )
+                config = alembic_config()
+                config.attributes["connection"] = conn
+                command.upgrade(config, "head")
+            if self.project is not None:
+                self._claim(conn)
+
+    @property
+    def where(self) -> str:
+        """The database (and schema) in words, for messages: never a password."""
+        if self.schema is not None:
+            return f"schema {self.schema} of {self.safe_url}"
+        return self.safe_url
+
+    def owner(self) -> str | None:
+        """The project that owns this database (or schema), ``None`` before one claimed it."""
+        with self.read() as conn:
+            if not sa.inspect(conn).has_table(project_owner.name):
+                return None
+            name = conn.execute(sa.select(project_owner.c.name)).scalar_one_or_none()
+        return str(name) if name is not None else None
+
+    def lock_key(self) -> int:
+        """A 64-bit key naming this project's run lock (PostgreSQL advisory locks).
+
+        Advisory locks are per database, so the key only has to tell projects apart in it.
+
+        Example:
+            >>> MetadataDB("sqlite://").lock_key() == MetadataDB("sqlite://").lock_key()
+            True
+        """
+        ident = f"dataflow-run:{self.schema or ''}:{self.project or ''}"
+        return int.from_bytes(hashlib.sha256(ident.encode()).digest()[:8], "big", signed=True)
+
+    def _prepare_schema(self, conn: sa.Connection) -> None:
+        """Create the project's schema; move in the tables an older version left in ``public``."""
+        schema = self.schema
+        assert schema is not None
+        inspector = sa.inspect(conn)
+        if schema in inspector.get_schema_names() and inspector.has_table(
+            VERSION_TABLE, schema=schema
+        ):
+            return
+        try:
+            conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        except exc.ProgrammingError as err:  # e.g. no CREATE privilege on the database
+            raise ConfigError(
+                f"cannot create the schema {schema} of project {self.project!r} in "
+                f"{self.safe_url} ({_short(err)}) — grant the user CREATE on the database, or "
+                "create the schema yourself (and name it in metadata.schema_name)"
+            ) from err
+        if not inspector.has_table(VERSION_TABLE, schema="public"):
+            return
+        ours = {*metadata.tables, VERSION_TABLE, *ICEBERG_CATALOG_TABLES}
+        legacy = [t for t in inspector.get_table_names(schema="public") if t in ours]
+        log.warning(
+            "moving %d table(s) of the metadata database %s from schema public into %s: "
+            "project %r adopts them",
+            len(legacy),
+            self.safe_url,
+            schema,
+            self.project,
+        )
+        for table in legacy:
+            # Indexes, constraints and owned sequences move with the table.
+            conn.exec_driver_sql(f'ALTER TABLE public."{table}" SET SCHEMA "{schema}"')
+
+    def _claim(self, conn: sa.Connection) -> None:
+        """Record this project as the owner, or refuse a database another project owns."""
+        project = self.project
+        assert project is not None
+        owner = conn.execute(sa.select(project_owner.c.name)).scalar_one_or_none()
+        values = {"name": project, "claimed_at": utcnow(), "host": socket.gethostname()}
+        if owner is None:
+            conn.execute(sa.insert(project_owner).values(id=1, **values))
+            return
+        if owner == project:
+            return
+        if not self.adopt:
+            raise ConfigError(
+                f"the metadata database ({self.where}) belongs to project {owner!r}, not "
+                f"{project!r} — give this project its own metadata.url, or set metadata.adopt: "
+                "true (env DATAFLOW__METADATA__ADOPT=true) to take it over"
+            )
+        log.warning(
+            "project %r takes over the metadata database %s from project %r (metadata.adopt)",
+            project,
+            self.where,
+            owner,
+        )
+        conn.execute(sa.update(project_owner).values(**values))
+
+    def connect_url(self) -> str:
+        """The URL other tools use to reach the same tables: the project's schema as the
+        ``search_path`` (PostgreSQL), without Dataflow's own parameters. Holds the password.
+
+        Example:
+            >>> MetadataDB("sqlite:////wh/dataflow.db?dataflow_project=demo").connect_url()
+            'sqlite:////wh/dataflow.db'
+        """
+        url = self.url
+        if self.schema is not None:
+            options = str(url.query.get("options") or "")
+            url = url.update_query_dict(
+                {"options": f"{options} -csearch_path={self.schema}".strip()}
+            )
+        return url.render_as_string(hide_password=False)
 
     def current_revision(self) -> str | None:
         """The Alembic revision the database is at (``None`` before the first migration)."""
@@ -222,6 +406,20 @@ def _current(conn: sa.Connection) -> str | None:
     return context.get_current_revision()
 
 
+def _choose_schema(url: sa.URL, project: str | None, explicit: str | None) -> str | None:
+    """The schema a project's connections use: explicit, derived from its name, or none."""
+    if explicit is not None:
+        if not _SCHEMA_NAME.match(explicit):
+            raise ConfigError(
+                f"metadata.schema_name {explicit!r} is not a plain PostgreSQL name — use lowercase "
+                "letters, digits and _ (at most 63)"
+            )
+        return explicit
+    if project is None or "search_path" in str(url.query.get("options") or ""):
+        return None  # a bare URL, or one whose options pin the schema: the user chose
+    return project_schema(project)
+
+
 def _parse_url(url: str) -> sa.URL:
     try:
         parsed = sa.make_url(url)
@@ -288,4 +486,13 @@ def _short(err: exc.DBAPIError) -> str:
     return str(err.orig).strip().splitlines()[0] if err.orig is not None else type(err).__name__
 
 
-__all__ = ["MetadataDB", "alembic_config", "head_revision", "migrations_dir", "open_metadata"]
+__all__ = [
+    "ICEBERG_CATALOG_TABLES",
+    "MetadataDB",
+    "alembic_config",
+    "head_revision",
+    "migrations_dir",
+    "open_metadata",
+    "project_schema",
+    "project_url",
+]

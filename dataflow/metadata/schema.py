@@ -433,3 +433,18 @@ query_executions = sa.Table(
 )
 
 __all__ += ["query_executions"]
+
+
+# --- ownership: which project this database (or PostgreSQL schema) belongs to -------------------
+
+#: One row at most: the project that owns every other row here (dataflow.metadata.db).
+project_owner = sa.Table(
+    "dataflow_project",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("claimed_at", UTCDateTime(), nullable=False),
+    sa.Column("host", sa.String(255), nullable=True),
+)
+
+__all__ += ["project_owner"]
