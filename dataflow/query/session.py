@@ -60,6 +60,7 @@ from dataflow.query.dialects import Translation, translate
 from dataflow.query.errors import QueryError, TableNotFoundError, from_duckdb, locate, position
 from dataflow.query.planning import QueryPlan, TableScan, table_filters, table_references
 from dataflow.query.result import QueryResult
+from dataflow.query.sandbox import lock_down
 from dataflow.query.scans import bind_params, external_scan, iceberg_scan, resolve_snapshot
 from dataflow.query.views import (
     external_select,
@@ -438,10 +439,7 @@ class QuerySession:
             self._ensure_schema(self.default_database)
             con.execute(f"SET schema = {quote_literal(self.default_database)}")
         self._trino.execute("SET integer_division = true")
-        con = self._con
-        # Nothing is ever downloaded: extensions not bundled in the wheel stay unavailable.
-        con.execute("SET autoinstall_known_extensions = false")
-        con.execute("SET autoload_known_extensions = false")
+        allowed: set[str] = set()
         if not self.settings.warehouse_is_remote:
             # Views are bound again at every query, so the folders they read stay allowed.
             allowed = {folder_of(self.settings.warehouse_uri)}
@@ -450,10 +448,7 @@ class QuerySession:
                 for t in self._external.values()
                 if not is_remote(t.location)
             }
-            listing = ", ".join(quote_literal(path) for path in sorted(allowed))
-            con.execute(f"SET allowed_directories = [{listing}]")
-        con.execute("SET enable_external_access = false")
-        con.execute("SET lock_configuration = true")
+        lock_down(self._con, directories=allowed)
 
     def _resolve(self, parts: list[str]) -> tuple[str, str] | None:
         """``(database, table)`` for a name the catalog should hold; None to leave it to DuckDB
