@@ -13,11 +13,16 @@ from __future__ import annotations
 
 import ipaddress
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from dataflow.cli.common import ProjectOption, handle_errors, settings_for
+
+if TYPE_CHECKING:
+    from types import FrameType
+
+    import uvicorn
 
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 
@@ -96,7 +101,38 @@ def serve(
         file=sys.stderr,
         flush=True,
     )
-    uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="info",
+        server_header=False,
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+    )
+    stopping_server(config).run()
 
 
-__all__ = ["is_loopback", "register", "serve"]
+SHUTDOWN_GRACE_SECONDS = 5
+"""How long a stopping server waits for open requests (their queries are stopped at once)."""
+
+
+def stopping_server(config: uvicorn.Config) -> uvicorn.Server:
+    """uvicorn's server, which on SIGTERM/SIGINT first stops every running query.
+
+    uvicorn waits for open requests before it exits; a query running in one of them would hold
+    the server for as long as it runs. Stopping them (CANCELLED, "the server is shutting
+    down") lets the server exit within a few seconds.
+    """
+    import uvicorn
+
+    from dataflow.query.stop import stop_all
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            stop_all()
+            super().handle_exit(sig, frame)
+
+    return Server(config)
+
+
+__all__ = ["is_loopback", "register", "serve", "stopping_server"]

@@ -44,10 +44,13 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import re
+import threading
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -176,6 +179,8 @@ class QuerySession:
         # Trino's int / int is an integer: the same database, another client with that setting.
         self._trino = self._con.cursor()
         self._configure()
+        with _OPEN_LOCK:
+            _OPEN.add(self)
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -187,10 +192,21 @@ class QuerySession:
 
     def close(self) -> None:
         """Close the DuckDB connection (and the metadata database when the session opened it)."""
+        with _OPEN_LOCK:
+            _OPEN.discard(self)
         self._trino.close()
         self._con.close()
         if self._owns_db:
             self.db.dispose()
+
+    def interrupt(self) -> None:
+        """Interrupt what the session runs now (from another thread); the query raises.
+
+        Safe at any time: an idle or closed session is left as it is.
+        """
+        for con in (self._con, self._trino):
+            with contextlib.suppress(duckdb.Error):  # closed meanwhile: nothing runs
+                con.interrupt()
 
     # --- queries ---------------------------------------------------------------------------------
 
@@ -488,6 +504,20 @@ class QuerySession:
         return sorted(found)
 
 
+_OPEN: weakref.WeakSet[QuerySession] = weakref.WeakSet()
+"""The sessions open in this process (a server stopping interrupts them all)."""
+_OPEN_LOCK = threading.Lock()
+
+
+def interrupt_all() -> int:
+    """Interrupt every open session of this process; returns how many there are."""
+    with _OPEN_LOCK:
+        sessions = list(_OPEN)
+    for session in sessions:
+        session.interrupt()
+    return len(sessions)
+
+
 @functools.lru_cache(maxsize=256)
 def prepare(sql: str, dialect: str = "duckdb") -> tuple[Translation, Any]:
     """The checked DuckDB translation of a statement and its sqlglot tree (None if sqlglot
@@ -533,5 +563,6 @@ __all__ = [
     "Params",
     "QuerySession",
     "check_statement",
+    "interrupt_all",
     "prepare",
 ]

@@ -5,7 +5,9 @@
 milliseconds, so there is no polling): the answer is the execution, shaped like Athena's
 ``QueryExecution`` (``QueryExecutionId``, ``Status.State``, ``Statistics``). A query that fails
 answers 400 with its Athena error (``{"error": "SYNTAX_ERROR: line 1:8: ..."}``) and stays in
-the history as FAILED.
+the history as FAILED. A query runs at most its workgroup's ``query_timeout_seconds`` (then
+FAILED, ``EXCEEDED_TIME_LIMIT``); a client that sends its own ``query_id`` (a new UUID) can stop
+it meanwhile with ``POST /api/queries/{id}/stop`` (Athena's StopQueryExecution: CANCELLED).
 
 Results are stored as Athena stores them — ``<id>.csv`` for DML, ``<id>.txt`` for DDL and
 UTILITY statements — and served the same way whatever the file: ``?format=json`` as typed rows,
@@ -42,6 +44,12 @@ class QueryRequest(BaseModel):
     )
     workgroup: str | None = Field(None, description="Workgroup (its bytes-scanned cutoff).")
     as_of: str | None = Field(None, description="Time travel: a timestamp or a snapshot id.")
+    query_id: str | None = Field(
+        None,
+        max_length=36,
+        description="The execution's id, chosen by the client (a new UUID), so that it can "
+        "stop the query while it runs (POST /api/queries/{id}/stop).",
+    )
 
 
 @queries_router.post(
@@ -61,6 +69,7 @@ def run_query(body: QueryRequest, settings: SettingsDep, db: DbDep) -> dict[str,
             workgroup=body.workgroup,
             as_of=body.as_of,
             params=body.params,
+            query_id=body.query_id,
         )
     return outcome.execution.to_json()
 
@@ -98,7 +107,11 @@ def workgroups(settings: SettingsDep) -> dict[str, Any]:
     return {
         "default": config.default_workgroup,
         "workgroups": [
-            {"name": g.name, "bytes_scanned_cutoff_per_query": g.bytes_scanned_cutoff_per_query}
+            {
+                "name": g.name,
+                "bytes_scanned_cutoff_per_query": g.bytes_scanned_cutoff_per_query,
+                "query_timeout_seconds": g.query_timeout_seconds,
+            }
             for g in sorted(config.workgroups.values(), key=lambda g: g.name)
         ],
     }
@@ -110,6 +123,22 @@ def workgroups(settings: SettingsDep) -> dict[str, Any]:
 def get_query(query_id: str, db: DbDep) -> dict[str, Any]:
     """An execution by id (or by a unique prefix of at least 8 characters)."""
     return _execution(db, query_id).to_json()
+
+
+@queries_router.post(
+    "/{query_id}/stop",
+    summary="Stop a query (StopQueryExecution)",
+    dependencies=[Depends(require_json)],
+    responses={404: {"description": "No such id"}},
+)
+def stop(query_id: str, db: DbDep) -> dict[str, Any]:
+    """Stop a running query: it ends CANCELLED. A finished query is left as it is."""
+    from dataflow.query.stop import stop_query
+
+    try:
+        return stop_query(db, query_id).to_json()
+    except ConfigError as exc:  # no such id, or an ambiguous prefix
+        raise HTTPException(status_code=404, detail=str(exc)) from None
 
 
 @queries_router.get(
