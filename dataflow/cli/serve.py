@@ -5,8 +5,12 @@ loopback one (127.0.0.0/8, ``::1``, ``localhost``) it refuses to start without a
 token, every ``/api`` route and ``/metrics`` needs ``Authorization: Bearer <token>``, and a
 browser signs in once on ``/login`` (an HttpOnly, SameSite=Strict session cookie). Give the
 token through the environment (``DATAFLOW_TOKEN``) rather than ``--token``: command lines are
-visible to every user of the machine in ``ps``. The token is never printed or logged. POST
-routes accept JSON bodies only, so a page on another site cannot post a form to them (CSRF).
+visible to every user of the machine in ``ps``. The token is never printed or logged, and a
+weak one is refused (at least 16 characters and ~64 bits: see ``dataflow.dashboard.auth``).
+POST routes accept JSON bodies only, so a page on another site cannot post a form to them
+(CSRF). Bound to loopback, the server answers only requests whose ``Host`` is 127.0.0.1,
+localhost or [::1] (or a name given with ``--allow-host``): DNS rebinding gets 400.
+SIGTERM/SIGINT stop every running query, so the server exits within seconds.
 """
 
 from __future__ import annotations
@@ -68,6 +72,14 @@ def serve(
             "(prefer env DATAFLOW_TOKEN: command lines are visible in ps).",
         ),
     ] = None,
+    allow_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-host",
+            help="Also answer requests for this host name (repeat for more); on loopback only "
+            "127.0.0.1, localhost and [::1] are answered otherwise (DNS rebinding).",
+        ),
+    ] = None,
     project: ProjectOption = None,
 ) -> None:
     """Serve the web app (Market dashboard, pipeline, data quality, catalog, SQL editor,
@@ -80,12 +92,22 @@ def serve(
             f"--host {host} is not a loopback address: a token is required — set "
             "DATAFLOW_TOKEN (or pass --token), or bind to 127.0.0.1"
         )
+    if token is not None:
+        from dataflow.dashboard.auth import TOKEN_ADVICE, weak_token
+
+        problem = weak_token(token)
+        if problem is not None:
+            raise ConfigError(f"the token is too weak: {problem} — make one with {TOKEN_ADVICE}")
     import uvicorn
 
     from dataflow.dashboard import create_app
+    from dataflow.dashboard.hosts import LOOPBACK_HOSTS
 
+    allowed: set[str] | None = set(allow_host or ()) or None
+    if is_loopback(host):
+        allowed = {*LOOPBACK_HOSTS, host.strip("[]"), *(allow_host or ())}
     settings = settings_for(project)
-    app = create_app(settings, token=token, warm_up=True)
+    app = create_app(settings, token=token, warm_up=True, allowed_hosts=allowed)
     shown = f"[{host}]" if ":" in host else host
     where = f"http://{shown}:{port}" if port else f"http://{shown} on a free port (below)"
     access = (

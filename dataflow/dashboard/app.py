@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -31,8 +31,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from dataflow.dashboard.auth import SignInLimiter
 from dataflow.dashboard.deps import DatabasePool, require_token
 from dataflow.dashboard.docs import CONTENT_SECURITY_POLICY, docs_html
+from dataflow.dashboard.hosts import HostCheck
 from dataflow.errors import (
     CatalogError,
     ConfigError,
@@ -49,7 +51,13 @@ if TYPE_CHECKING:
 log = logging.getLogger("dataflow.dashboard")
 
 
-def create_app(settings: Settings, *, token: str | None = None, warm_up: bool = False) -> FastAPI:
+def create_app(
+    settings: Settings,
+    *,
+    token: str | None = None,
+    warm_up: bool = False,
+    allowed_hosts: Collection[str] | None = None,
+) -> FastAPI:
     """The Dataflow HTTP app for one project.
 
     Args:
@@ -58,6 +66,8 @@ def create_app(settings: Settings, *, token: str | None = None, warm_up: bool = 
         token: when given, ``/api/*`` and ``/metrics`` need ``Authorization: Bearer <token>``.
         warm_up: at start-up, run the Market dashboard once in a background thread, so the
             first visitor is served from the cache (``dataflow serve`` sets it).
+        allowed_hosts: answer only requests whose ``Host`` is one of these names, 400 to the
+            others (DNS rebinding; see :mod:`.hosts`); None: any host.
 
     Example:
         >>> app = create_app(settings, token=None)  # doctest: +SKIP
@@ -105,6 +115,9 @@ def create_app(settings: Settings, *, token: str | None = None, warm_up: bool = 
     app.state.settings = settings
     app.state.token = token
     app.state.databases = databases
+    app.state.sign_ins = SignInLimiter()
+    if allowed_hosts is not None:
+        app.add_middleware(HostCheck, allowed=allowed_hosts)
 
     guarded = [Depends(require_token)]
     app.include_router(health.router)

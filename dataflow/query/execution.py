@@ -48,7 +48,7 @@ from dataflow.query.history import (
 from dataflow.query.result import QueryResult
 from dataflow.query.session import Params, QuerySession
 from dataflow.query.stop import USER_CANCELLED, Watch
-from dataflow.query.writes import create_table_as, parse_write, unload
+from dataflow.query.writes import create_table_as, ctas_target, parse_write, unload
 
 if TYPE_CHECKING:
     from dataflow.config import Settings
@@ -210,6 +210,8 @@ class QueryRunner:
         params: Params,
     ) -> QueryOutcome:
         write = parse_write(sql)
+        if write is not None and write.kind != "UNLOAD":
+            ctas_target(write, self.session.default_database)  # refused before it runs
         plan = self.session.plan(
             write.select if write else sql, dialect=dialect, as_of=as_of, params=params
         )
