@@ -142,7 +142,56 @@ def create_app(
         )
 
     _add_error_handlers(app)
+    _document_errors(app)
     return app
+
+
+ERROR_SCHEMA: dict[str, Any] = {
+    "title": "Error",
+    "type": "object",
+    "properties": {"error": {"type": "string", "description": "What went wrong, what to do."}},
+    "required": ["error"],
+}
+"""The body of every error answer (``{"error": "..."}``), validation errors (422) included."""
+
+_ERRORS = {
+    "400": "Bad input: the message names the problem and the fix",
+    "401": "Missing or wrong token (when the server has one)",
+    "404": "Not found",
+    "429": "Too many failed sign-ins from this address (see Retry-After)",
+}
+
+
+def _document_errors(app: FastAPI) -> None:
+    """Add the error answers every route may give to the OpenAPI schema, as they are sent.
+
+    FastAPI documents only 200 and 422 (with its own 422 body); clients and schemathesis check
+    answers against the schema, so it lists 400/401/404/429 (415 for POST) with our body.
+    """
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        schema.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+        body = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+        for path, operations in schema.get("paths", {}).items():
+            if not (path.startswith("/api/") or path == "/metrics"):
+                continue
+            for method, operation in operations.items():
+                answers = operation.setdefault("responses", {})
+                errors = dict(_ERRORS)
+                if method == "post":
+                    errors["415"] = "The body is not JSON (Content-Type: application/json)"
+                if "422" in answers or operation.get("parameters") or method == "post":
+                    errors["422"] = "Invalid request: parameters or body of the wrong shape"
+                for status, description in errors.items():
+                    answer = answers.setdefault(status, {"description": description})
+                    answer["content"] = body
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def error_status(exc: DataflowError) -> int:

@@ -153,3 +153,36 @@ def test_ctas_cannot_create_tables_in_raw(client: TestClient, web_settings: Sett
         last = list_executions(runner.db, limit=1)[0]
     assert last.state is QueryState.FAILED
     assert last.error_type == "PERMISSION_DENIED"
+
+
+# --- names that answered 500 ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", [" ", "%20", "%09", "%09x", "x%00", "%0A", "%20quotes", "x" * 300])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/catalog/tables/{n}/quotes",
+        "/api/catalog/tables/market/{n}",
+        "/api/catalog/tables/{n}/{n}/versions",
+        "/api/catalog/tables/market/{n}/partitions",
+        "/api/catalog/tables/{n}/quotes/snapshots",
+        "/api/catalog/tables/market/{n}/sample",
+        "/api/catalog/tables?database={n}",
+    ],
+)
+def test_catalog_names_no_catalog_can_hold_are_400(
+    client: TestClient, path: str, name: str
+) -> None:
+    answer = client.get(path.format(n=name))
+    assert answer.status_code == 400, answer.text
+    assert "is not a" in answer.json()["error"]
+
+
+def test_the_schema_documents_the_error_answers(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    stop = schema["paths"]["/api/queries/{query_id}/stop"]["post"]["responses"]
+    assert {"200", "400", "404", "415", "422"} <= set(stop)
+    assert stop["422"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Error"
+    }
