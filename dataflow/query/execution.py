@@ -185,7 +185,9 @@ class QueryRunner:
             insert_execution(self.db, execution)
             try:
                 return self._run(execution, started, group, watch, sql, dialect, as_of, params)
-            except QueryCancelledError:
+            except QueryCancelledError as exc:
+                if watch.stopped and exc.reason == watch.reason:  # stopped before it ran
+                    self._stopped(execution, started, exc)
                 raise
             except (Exception, KeyboardInterrupt) as exc:
                 if watch.stopped or _interrupted(exc):

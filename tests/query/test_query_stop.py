@@ -29,11 +29,20 @@ from dataflow.query.stop import (
     running,
     stop_all,
     stop_query,
+    stop_running,
     timeout_reason,
 )
 
 # Minutes of work on one core: it only ends when it is stopped.
 RUNAWAY = "SELECT count(*) FROM range(1000000000) a, range(1000000) b WHERE a.range + b.range = -1"
+
+
+# `dataflow` with Ctrl-C delivered as in a terminal: a test run in a shell's background job
+# ignores SIGINT, and its children would inherit that.
+AS_IN_A_TERMINAL = (
+    "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "sys.argv[0] = 'dataflow'; runpy.run_module('dataflow', run_name='__main__')"
+)
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +68,7 @@ def _in_thread(runner: QueryRunner, query_id: str) -> tuple[threading.Thread, li
     def target() -> None:
         try:
             runner.run(RUNAWAY, query_id=query_id)
-        except BaseException as exc:  # noqa: BLE001 (the test reads it)
+        except BaseException as exc:  # the test reads it
             raised.append(exc)
 
     thread = threading.Thread(target=target, daemon=True)
@@ -143,16 +152,18 @@ def test_a_chosen_query_id_must_be_a_new_uuid(st_runner: QueryRunner) -> None:
 def test_ctrl_c_in_dataflow_query_cancels_it(st_settings: Settings, tmp_path: Path) -> None:
     project = str(st_settings.project_dir)
     process = subprocess.Popen(
-        [sys.executable, "-m", "dataflow", "query", RUNAWAY, "--project", project],
+        [sys.executable, "-c", AS_IN_A_TERMINAL, "query", RUNAWAY, "--project", project],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         cwd=tmp_path,
-        # A shell's background jobs ignore SIGINT, and children inherit it: as in a terminal.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
-        time.sleep(4)  # started, planned and inside DuckDB
+        deadline = time.monotonic() + 60
+        while not any(e.state is QueryState.RUNNING for e in _executions(st_settings)):
+            assert time.monotonic() < deadline, "the query never started"
+            time.sleep(0.1)
+        time.sleep(1)  # inside DuckDB by now
         began = time.monotonic()
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=15)
@@ -161,14 +172,41 @@ def test_ctrl_c_in_dataflow_query_cancels_it(st_settings: Settings, tmp_path: Pa
             process.kill()
     assert time.monotonic() - began < 5
     assert process.returncode == 130, stderr
-    assert "CANCELLED" in stderr and "Traceback" not in stderr
-    with QueryRunner(st_settings) as runner:
-        last = _history(runner)[0]
+    assert "CANCELLED" in stderr
+    assert "Traceback" not in stderr
+    last = _executions(st_settings)[0]
     assert last.state is QueryState.CANCELLED
     assert last.state_change_reason == USER_CANCELLED
+
+
+def _executions(settings: Settings) -> list[QueryExecution]:
+    with QueryRunner(settings) as runner:
+        return _history(runner)
 
 
 def _history(runner: QueryRunner) -> list[QueryExecution]:
     from dataflow.query.history import list_executions
 
     return list_executions(runner.db, limit=20)
+
+
+def test_a_query_stopped_before_it_runs_is_recorded_cancelled(st_runner: QueryRunner) -> None:
+    query_id = str(uuid.uuid4())
+    raised: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            st_runner.run(RUNAWAY, query_id=query_id)
+        except BaseException as exc:  # the test reads it
+            raised.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    while query_id not in running():
+        time.sleep(0.001)
+    stop_running(query_id)  # at once: while it is recorded or planned
+    thread.join(10)
+    assert isinstance(raised[0], QueryCancelledError)
+    execution = get_execution(st_runner.db, query_id)
+    assert execution.state is QueryState.CANCELLED
+    assert execution.state_change_reason == USER_CANCELLED
