@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -47,7 +46,7 @@ from dataflow.query.history import (
 )
 from dataflow.query.result import QueryResult
 from dataflow.query.session import Params, QuerySession
-from dataflow.query.stop import USER_CANCELLED, Watch
+from dataflow.query.stop import USER_CANCELLED, Watch, check_query_id
 from dataflow.query.writes import create_table_as, ctas_target, parse_write, unload
 
 if TYPE_CHECKING:
@@ -248,12 +247,7 @@ class QueryRunner:
     def _new_id(self, query_id: str) -> str:
         from dataflow.query.history import get_execution
 
-        try:
-            chosen = str(uuid.UUID(query_id))
-        except ValueError:
-            raise ConfigError(
-                f"query id {query_id!r} is not a UUID — give a new UUID, or none"
-            ) from None
+        chosen = check_query_id(query_id)
         try:
             get_execution(self.db, chosen)
         except ConfigError:

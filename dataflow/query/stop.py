@@ -9,6 +9,8 @@ execution ends with Athena's states and reasons:
   execution time limit of 30.00m"; Athena's DML limit is 30 minutes);
 * :func:`stop_query` (``StopQueryExecution``; ``POST /api/queries/{id}/stop``, Ctrl-C in
   ``dataflow query``): ``CANCELLED``, "Query was cancelled by the user";
+* an HTTP client that disconnects before its answer: ``CANCELLED``, "Query was cancelled: its
+  client went away";
 * :func:`stop_all` (``dataflow serve`` on SIGTERM/SIGINT): ``CANCELLED``, "Query was cancelled:
   the server is shutting down".
 
@@ -34,6 +36,8 @@ USER_CANCELLED = "Query was cancelled by the user"
 """The ``StateChangeReason`` of a query stopped by StopQueryExecution or Ctrl-C."""
 SHUTDOWN_CANCELLED = "Query was cancelled: the server is shutting down"
 """The ``StateChangeReason`` of a query stopped because ``dataflow serve`` is stopping."""
+CLIENT_GONE = "Query was cancelled: its client went away"
+"""The ``StateChangeReason`` of a query whose HTTP client disconnected before the answer."""
 TIME_LIMIT_ERROR = "EXCEEDED_TIME_LIMIT"
 """The error type of a query over its workgroup's time limit (Trino's, which Athena shows)."""
 
@@ -122,6 +126,28 @@ _LOCK = threading.Lock()
 _RUNNING: dict[str, Watch] = {}
 
 
+def check_query_id(query_id: str) -> str:
+    """``query_id`` as a canonical UUID (a caller-chosen execution id).
+
+    Raises:
+        ConfigError: it is not a UUID.
+
+    Example:
+        >>> check_query_id("3F1C9A52-0D4B-4E8A-9C61-2B7E5D0A1F34")
+        '3f1c9a52-0d4b-4e8a-9c61-2b7e5d0a1f34'
+    """
+    import uuid
+
+    from dataflow.errors import ConfigError
+
+    try:
+        return str(uuid.UUID(query_id))
+    except ValueError:
+        raise ConfigError(
+            f"query id {query_id[:60]!r} is not a UUID — give a new UUID, or none"
+        ) from None
+
+
 def running() -> list[str]:
     """The ids of the executions running in this process."""
     with _LOCK:
@@ -190,10 +216,12 @@ def stop_all(reason: str = SHUTDOWN_CANCELLED) -> int:
 
 
 __all__ = [
+    "CLIENT_GONE",
     "SHUTDOWN_CANCELLED",
     "TIME_LIMIT_ERROR",
     "USER_CANCELLED",
     "Watch",
+    "check_query_id",
     "running",
     "stop_all",
     "stop_query",

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -189,8 +190,6 @@ RUNAWAY = "SELECT count(*) FROM range(1000000000) a, range(1000000) b WHERE a.ra
 
 def _start_runaway(client: httpx.Client) -> tuple[str, threading.Thread, list[httpx.Response]]:
     """POST a runaway query with a chosen id from a thread; return once it runs."""
-    import uuid
-
     query_id = str(uuid.uuid4())
     answers: list[httpx.Response] = []
 
@@ -214,7 +213,7 @@ def _start_runaway(client: httpx.Client) -> tuple[str, threading.Thread, list[ht
 def test_a_running_query_is_stopped_and_sigterm_stops_the_server(api_project: Settings) -> None:
     from dataflow.query.execution import QueryRunner
     from dataflow.query.history import get_execution
-    from dataflow.query.stop import SHUTDOWN_CANCELLED, USER_CANCELLED
+    from dataflow.query.stop import CLIENT_GONE, SHUTDOWN_CANCELLED, USER_CANCELLED
 
     served = _start(api_project.project_dir)
     try:
@@ -231,6 +230,23 @@ def test_a_running_query_is_stopped_and_sigterm_stops_the_server(api_project: Se
             assert "CANCELLED" in answers[0].json()["error"]
             missing = client.post("/api/queries/00000000-0000-4000-8000-000000000000/stop", json={})
             assert missing.status_code == 404, missing.text
+
+            # A client that gives up (a timeout, a closed tab) stops its query.
+            gone_id = str(uuid.uuid4())
+            with (
+                httpx.Client(base_url=served.url, timeout=2) as impatient,
+                contextlib.suppress(httpx.TimeoutException),
+            ):
+                impatient.post("/api/queries", json={"sql": RUNAWAY, "query_id": gone_id})
+            deadline = time.monotonic() + 5
+            while True:
+                status = client.get(f"/api/queries/{gone_id}").json()["Status"]
+                if status["State"] != "RUNNING":
+                    break
+                assert time.monotonic() < deadline, "the query outlived its client"
+                time.sleep(0.1)
+            assert status["State"] == "CANCELLED"
+            assert status["StateChangeReason"] == CLIENT_GONE
 
             running_id, _, _ = _start_runaway(client)
             began = time.monotonic()

@@ -16,9 +16,10 @@ UTILITY statements — and served the same way whatever the file: ``?format=json
 
 from __future__ import annotations
 
+import uuid
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from dataflow.dashboard.deps import DbDep, SettingsDep, require_json
@@ -58,20 +59,52 @@ class QueryRequest(BaseModel):
     dependencies=[Depends(require_json)],
     responses={400: {"description": "The query failed: its Athena error"}},
 )
-def run_query(body: QueryRequest, settings: SettingsDep, db: DbDep) -> dict[str, Any]:
-    """Run one statement and return its execution (Athena's ``QueryExecution`` shape)."""
-    from dataflow.query import QueryRunner
+async def run_query(
+    body: QueryRequest, settings: SettingsDep, db: DbDep, request: Request
+) -> dict[str, Any]:
+    """Run one statement and return its execution (Athena's ``QueryExecution`` shape).
 
-    with QueryRunner(settings, db) as runner:
-        outcome = runner.run(
-            body.sql,
-            dialect=body.dialect,
-            workgroup=body.workgroup,
-            as_of=body.as_of,
-            params=body.params,
-            query_id=body.query_id,
-        )
-    return outcome.execution.to_json()
+    A client that goes away before the answer stops its query (CANCELLED).
+    """
+    import anyio
+    import anyio.to_thread
+
+    from dataflow.query import QueryRunner
+    from dataflow.query.stop import CLIENT_GONE, check_query_id, stop_running
+
+    query_id = check_query_id(body.query_id) if body.query_id else str(uuid.uuid4())
+
+    def work() -> dict[str, Any] | BaseException:
+        try:
+            with QueryRunner(settings, db) as runner:
+                outcome = runner.run(
+                    body.sql,
+                    dialect=body.dialect,
+                    workgroup=body.workgroup,
+                    as_of=body.as_of,
+                    params=body.params,
+                    query_id=query_id,
+                )
+            return outcome.execution.to_json()
+        except Exception as exc:  # raised below, in the request's task
+            return exc
+
+    async def watch_client() -> None:
+        while not await request.is_disconnected():
+            await anyio.sleep(_CLIENT_POLL_SECONDS)
+        await anyio.to_thread.run_sync(lambda: stop_running(query_id, CLIENT_GONE, wait=0))
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(watch_client)
+        answer = await anyio.to_thread.run_sync(work)
+        tasks.cancel_scope.cancel()
+    if isinstance(answer, BaseException):
+        raise answer
+    return answer
+
+
+_CLIENT_POLL_SECONDS = 0.25
+"""How often a running query's request checks that its client is still there."""
 
 
 @queries_router.post(
