@@ -420,6 +420,13 @@ class WorkgroupSettings(_Model):
     bytes_scanned_cutoff_per_query: int | None = Field(
         None, ge=1, description="A query planned to read more bytes is CANCELLED (none: no limit)."
     )
+    query_timeout_seconds: float = Field(
+        1800.0,
+        gt=0,
+        le=7 * 24 * 3600,
+        description="A query running longer is stopped, FAILED with EXCEEDED_TIME_LIMIT "
+        "(default: Athena's 30 minutes).",
+    )
 
 
 class QuerySettings(_Model):

@@ -38,7 +38,7 @@ from dataflow.cli.common import (
 )
 
 if TYPE_CHECKING:
-    from dataflow.query.execution import QueryOutcome
+    from dataflow.query.execution import QueryOutcome, QueryRunner
     from dataflow.query.history import QueryExecution
     from dataflow.query.planning import QueryPlan
 
@@ -227,11 +227,54 @@ def _run(
         if dry_run:
             _print_plan(runner.dry_run(text, dialect=dialect, as_of=as_of, params=params), output)
             return
-        outcome = runner.run(text, dialect=dialect, workgroup=workgroup, as_of=as_of, params=params)
+        outcome = _run_stoppable(
+            runner, text, dialect=dialect, workgroup=workgroup, as_of=as_of, params=params
+        )
     if output_file is not None:
         _write_outcome(outcome, output, output_file)
         return
     _print_outcome(outcome, output, limit)
+
+
+def _run_stoppable(runner: QueryRunner, text: str, **options: Any) -> QueryOutcome:
+    """Run the query in a worker thread, so that Ctrl-C always reaches this (main) thread and
+    stops it — StopQueryExecution: recorded CANCELLED, exit 130."""
+    import threading
+    import uuid
+
+    from dataflow.errors import QueryCancelledError
+    from dataflow.query.stop import USER_CANCELLED, running, stop_running
+
+    query_id = str(uuid.uuid4())
+    outcome: list[QueryOutcome] = []
+    failure: list[BaseException] = []
+
+    finished = threading.Event()
+
+    def work() -> None:
+        try:
+            outcome.append(runner.run(text, query_id=query_id, **options))
+        except BaseException as exc:  # handed to the main thread
+            failure.append(exc)
+        finally:
+            finished.set()
+
+    # An Event, not Thread.join: a join cut by Ctrl-C can leave the thread marked as ended.
+    threading.Thread(target=work, name="query", daemon=True).start()
+    try:
+        while not finished.wait(0.1):
+            pass
+    except KeyboardInterrupt:
+        while not finished.wait(0.05):  # it may not run yet: stop it as soon as it does
+            if query_id in running():
+                stop_running(query_id, USER_CANCELLED)
+    if failure:
+        exc = failure[0]
+        if isinstance(exc, QueryCancelledError) and exc.reason == USER_CANCELLED:
+            print(f"error: {exc}", file=sys.stderr)
+            raise typer.Exit(130)
+        raise exc
+    return outcome[0]
 
 
 def _write_outcome(outcome: QueryOutcome, output: QueryFormat, path: Path) -> None:

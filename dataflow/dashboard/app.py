@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -31,8 +31,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from dataflow.dashboard.auth import SignInLimiter
 from dataflow.dashboard.deps import DatabasePool, require_token
 from dataflow.dashboard.docs import CONTENT_SECURITY_POLICY, docs_html
+from dataflow.dashboard.hosts import HostCheck
 from dataflow.errors import (
     CatalogError,
     ConfigError,
@@ -49,7 +51,13 @@ if TYPE_CHECKING:
 log = logging.getLogger("dataflow.dashboard")
 
 
-def create_app(settings: Settings, *, token: str | None = None, warm_up: bool = False) -> FastAPI:
+def create_app(
+    settings: Settings,
+    *,
+    token: str | None = None,
+    warm_up: bool = False,
+    allowed_hosts: Collection[str] | None = None,
+) -> FastAPI:
     """The Dataflow HTTP app for one project.
 
     Args:
@@ -58,6 +66,8 @@ def create_app(settings: Settings, *, token: str | None = None, warm_up: bool = 
         token: when given, ``/api/*`` and ``/metrics`` need ``Authorization: Bearer <token>``.
         warm_up: at start-up, run the Market dashboard once in a background thread, so the
             first visitor is served from the cache (``dataflow serve`` sets it).
+        allowed_hosts: answer only requests whose ``Host`` is one of these names, 400 to the
+            others (DNS rebinding; see :mod:`.hosts`); None: any host.
 
     Example:
         >>> app = create_app(settings, token=None)  # doctest: +SKIP
@@ -105,6 +115,9 @@ def create_app(settings: Settings, *, token: str | None = None, warm_up: bool = 
     app.state.settings = settings
     app.state.token = token
     app.state.databases = databases
+    app.state.sign_ins = SignInLimiter()
+    if allowed_hosts is not None:
+        app.add_middleware(HostCheck, allowed=allowed_hosts)
 
     guarded = [Depends(require_token)]
     app.include_router(health.router)
@@ -129,7 +142,56 @@ def create_app(settings: Settings, *, token: str | None = None, warm_up: bool = 
         )
 
     _add_error_handlers(app)
+    _document_errors(app)
     return app
+
+
+ERROR_SCHEMA: dict[str, Any] = {
+    "title": "Error",
+    "type": "object",
+    "properties": {"error": {"type": "string", "description": "What went wrong, what to do."}},
+    "required": ["error"],
+}
+"""The body of every error answer (``{"error": "..."}``), validation errors (422) included."""
+
+_ERRORS = {
+    "400": "Bad input: the message names the problem and the fix",
+    "401": "Missing or wrong token (when the server has one)",
+    "404": "Not found",
+    "429": "Too many failed sign-ins from this address (see Retry-After)",
+}
+
+
+def _document_errors(app: FastAPI) -> None:
+    """Add the error answers every route may give to the OpenAPI schema, as they are sent.
+
+    FastAPI documents only 200 and 422 (with its own 422 body); clients and schemathesis check
+    answers against the schema, so it lists 400/401/404/429 (415 for POST) with our body.
+    """
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        schema.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+        body = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+        for path, operations in schema.get("paths", {}).items():
+            if not (path.startswith("/api/") or path == "/metrics"):
+                continue
+            for method, operation in operations.items():
+                answers = operation.setdefault("responses", {})
+                errors = dict(_ERRORS)
+                if method == "post":
+                    errors["415"] = "The body is not JSON (Content-Type: application/json)"
+                if "422" in answers or operation.get("parameters") or method == "post":
+                    errors["422"] = "Invalid request: parameters or body of the wrong shape"
+                for status, description in errors.items():
+                    answer = answers.setdefault(status, {"description": description})
+                    answer["content"] = body
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def error_status(exc: DataflowError) -> int:

@@ -16,7 +16,6 @@ Example:
 
 from __future__ import annotations
 
-import secrets
 import threading
 from typing import Annotated
 
@@ -24,7 +23,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from dataflow.config import Settings
-from dataflow.dashboard.auth import SESSION_COOKIE, session_ok
+from dataflow.dashboard.auth import SESSION_COOKIE, SignInLimiter, session_ok, token_ok
 from dataflow.metadata.db import MetadataDB
 
 _bearer = HTTPBearer(auto_error=False, description="The token `dataflow serve` was given.")
@@ -80,6 +79,23 @@ def get_db(request: Request, settings: SettingsDep) -> MetadataDB:
 DbDep = Annotated[MetadataDB, Depends(get_db)]
 
 
+def client_key(request: Request) -> str:
+    """The address failed sign-ins are counted against."""
+    return request.client.host if request.client is not None else "unknown"
+
+
+def check_sign_in_limit(request: Request) -> None:
+    """429 when this client failed too many sign-ins lately (see :class:`.auth.SignInLimiter`)."""
+    limiter: SignInLimiter = request.app.state.sign_ins
+    wait = limiter.retry_after(client_key(request))
+    if wait is not None:
+        raise HTTPException(
+            status_code=429,
+            detail=f"too many failed sign-ins from this address: try again in {wait} s",
+            headers={"Retry-After": str(wait)},
+        )
+
+
 def require_token(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -88,20 +104,24 @@ def require_token(
     or the session cookie of a browser signed in on ``/login``.
 
     The comparison takes the same time whatever the guess (``secrets.compare_digest``), and
-    the token is never echoed back or logged.
+    the token is never echoed back or logged. A wrong bearer token is a failed sign-in: after
+    too many, the client gets 429 for a while, right token or not.
     """
     token: str | None = request.app.state.token
     if token is None:
         return
     if credentials is None and session_ok(token, request.cookies.get(SESSION_COOKIE)):
         return  # a browser signed in on /login (the cookie is SameSite=Strict)
-    given = credentials.credentials if credentials is not None else ""
-    if not secrets.compare_digest(given.encode(), token.encode()):
-        raise HTTPException(
-            status_code=401,
-            detail="missing or wrong token: send the header 'Authorization: Bearer <token>'",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+    if credentials is not None:
+        check_sign_in_limit(request)
+        if token_ok(token, credentials.credentials):
+            return
+        request.app.state.sign_ins.failed(client_key(request))
+    raise HTTPException(
+        status_code=401,
+        detail="missing or wrong token: send the header 'Authorization: Bearer <token>'",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
 
 
 def require_json(request: Request) -> None:

@@ -25,11 +25,15 @@ from fastapi.templating import Jinja2Templates
 from dataflow.dashboard.auth import (
     CSRF_COOKIE,
     SESSION_COOKIE,
+    SESSION_SECONDS,
+    SignInLimiter,
     csrf_ok,
     new_csrf,
     session_ok,
     session_value,
+    token_ok,
 )
+from dataflow.dashboard.deps import client_key
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
@@ -57,6 +61,7 @@ NAV = (
 LOGIN_ERRORS = {
     "wrong": "Wrong token: use the token the server was started with (DATAFLOW_TOKEN).",
     "expired": "The form expired: please sign in again.",
+    "throttled": "Too many failed sign-ins from this address: wait a minute and try again.",
 }
 """Messages of ``/login?error=...`` (codes, so a link cannot put its own words on the page)."""
 
@@ -160,14 +165,26 @@ def login(
             status_code=303,
         )
     expected: str | None = request.app.state.token
-    if expected is not None and not session_ok(expected, session_value(token)):
-        return RedirectResponse(
-            f"/login?next={quote(target, safe='/')}&error=wrong", status_code=303
-        )
+    if expected is not None:
+        limiter: SignInLimiter = request.app.state.sign_ins
+        if limiter.retry_after(client_key(request)) is not None:
+            response = login_form(request, next=target, error="throttled")
+            response.status_code = 429
+            return response
+        if not token_ok(expected, token):
+            limiter.failed(client_key(request))
+            return RedirectResponse(
+                f"/login?next={quote(target, safe='/')}&error=wrong", status_code=303
+            )
     response = RedirectResponse(target, status_code=303)
     if expected is not None:
         response.set_cookie(
-            SESSION_COOKIE, session_value(expected), httponly=True, samesite="strict", path="/"
+            SESSION_COOKIE,
+            session_value(expected),
+            max_age=SESSION_SECONDS,
+            httponly=True,
+            samesite="strict",
+            path="/",
         )
     response.delete_cookie(CSRF_COOKIE, path="/login")
     return response

@@ -24,7 +24,6 @@ from dataflow.quality.freshness import ruleset_text
 from dataflow.quality.history import HistoryStore, ruleset_hash
 from dataflow.quality.outcomes import DEFAULT_CONTEXT, EvaluationResult
 from dataflow.quality.special import PRIMARY
-from dataflow.query.views import quote_literal
 
 if TYPE_CHECKING:
     from dataflow.config import Settings
@@ -141,11 +140,12 @@ def write_row_level(evaluator: Evaluator, path: str | Path) -> int:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     sql = evaluator.row_level_sql()
+    import pyarrow.parquet as pq
+
+    # The evaluation's connection is locked (it reads only its datasets): Arrow writes the file.
     try:
-        evaluator.con.execute(f"COPY ({sql}) TO {quote_literal(str(target))} (FORMAT parquet)")
-        rows = evaluator.con.execute(
-            f"SELECT count(*) FROM read_parquet({quote_literal(str(target))})"
-        ).fetchall()
-    except duckdb.Error as exc:
+        table = evaluator.con.sql(sql).arrow().read_all()
+        pq.write_table(table, str(target))
+    except (duckdb.Error, OSError) as exc:
         raise StorageError(f"cannot write {target}: {str(exc).splitlines()[0]}") from exc
-    return int(rows[0][0])
+    return int(table.num_rows)

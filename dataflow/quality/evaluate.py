@@ -66,6 +66,7 @@ from dataflow.quality.outcomes import (
 )
 from dataflow.quality.predicates import check_value, format_java
 from dataflow.quality.special import PRIMARY, describe, evaluate_special, first_row
+from dataflow.query.sandbox import lock_views
 from dataflow.query.views import quote_identifier, quote_literal
 
 if TYPE_CHECKING:
@@ -150,6 +151,9 @@ class Evaluator:
     ) -> EvaluationResult:
         """Evaluate every rule and analyzer; returns the outcomes (nothing is stored)."""
         started = dt.datetime.now(dt.UTC)
+        # Rules carry user SQL (CustomSql, where clauses): from here on the connection reads
+        # only what its datasets' views read, with the lockdown of `dataflow query`.
+        lock_views(self.con)
         self._compile_and_scan()
         rows = int(self._values.get(self._rows_alias) or 0)
         for leaf_id, leaf in list(self._leaves.items()):

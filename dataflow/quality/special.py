@@ -134,7 +134,7 @@ def _scalar(con: duckdb.DuckDBPyConnection, sql: str, queries: list[str]) -> flo
 def _custom_sql(
     rule: Rule, con: duckdb.DuckDBPyConnection, rows: int, queries: list[str]
 ) -> LeafPlan:
-    sql = spark_sql(rule.args[0])
+    sql = _select_statement(spark_sql(rule.args[0]))
     if rule.condition is None:
         # Row form: the returned rows pass; compliance is their share of the dataset.
         count = _scalar(con, f"SELECT count(*) FROM ({sql})", queries)
@@ -169,6 +169,19 @@ def _custom_sql(
     value = None if cell is None else float(cell)
     metrics: dict[str, str | float] = {} if value is None else {"Dataset.*.CustomSQL": value}
     return LeafPlan(rule, "number", value=value, metrics=metrics)
+
+
+def _select_statement(sql: str) -> str:
+    """The one SELECT statement of a CustomSql rule (COPY, ATTACH, SET, ... are refused)."""
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise QualityError(
+            f"Custom SQL does not parse: {str(exc).strip().splitlines()[0]}"
+        ) from exc
+    if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
+        raise QualityError("Custom SQL must be one SELECT statement (it may only read the data)")
+    return statements[0].query.strip().rstrip(";").strip()
 
 
 def _columns(text: str, schema: Schema, where: str) -> list[str]:

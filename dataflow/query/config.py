@@ -5,8 +5,8 @@
       queries_dir: queries             # named queries: <project>/queries/<name>.sql
       default_workgroup: primary
       workgroups:
-        primary: {bytes_scanned_cutoff_per_query: null}
-        adhoc: {bytes_scanned_cutoff_per_query: 10000000}
+        primary: {bytes_scanned_cutoff_per_query: null, query_timeout_seconds: 1800}
+        adhoc: {bytes_scanned_cutoff_per_query: 10000000, query_timeout_seconds: 60}
 
 :func:`query_config` turns it into the frozen :class:`QueryConfig` the stage passes around (tests
 build one directly).
@@ -34,21 +34,26 @@ PRIMARY = "primary"
 """Athena's default workgroup."""
 MINIMUM_CUTOFF = 10_000_000
 """Athena's smallest ``BytesScannedCutoffPerQuery``."""
+DEFAULT_TIMEOUT = 1800.0
+"""Seconds a query may run unless its workgroup says otherwise (Athena's DML limit: 30 min)."""
 
 
 @dataclass(frozen=True)
 class Workgroup:
-    """An Athena-style workgroup: a name and a per-query limit on bytes scanned.
+    """An Athena-style workgroup: a name, and per-query limits on bytes scanned and time.
 
     Attributes:
         name: the workgroup name.
         bytes_scanned_cutoff_per_query: a query planned to read more is CANCELLED (None: no
             limit). Athena's minimum is 10,000,000 bytes; smaller values are allowed here so
             that tests and small warehouses can exercise the guard.
+        query_timeout_seconds: a query running longer is interrupted and ends FAILED with
+            ``EXCEEDED_TIME_LIMIT`` (always finite; see :mod:`dataflow.query.stop`).
     """
 
     name: str
     bytes_scanned_cutoff_per_query: int | None = None
+    query_timeout_seconds: float = DEFAULT_TIMEOUT
 
 
 @dataclass(frozen=True)
@@ -94,7 +99,9 @@ def query_config(settings: Settings) -> QueryConfig:
     section = settings.query
     groups: dict[str, Workgroup] = {PRIMARY: Workgroup(PRIMARY)}
     for name, group in section.workgroups.items():
-        groups[name] = Workgroup(name, group.bytes_scanned_cutoff_per_query)
+        groups[name] = Workgroup(
+            name, group.bytes_scanned_cutoff_per_query, group.query_timeout_seconds
+        )
     return QueryConfig(
         results_prefix=section.results_prefix.strip("/"),
         queries_dir=section.queries_dir,
@@ -103,4 +110,11 @@ def query_config(settings: Settings) -> QueryConfig:
     )
 
 
-__all__ = ["MINIMUM_CUTOFF", "PRIMARY", "QueryConfig", "Workgroup", "query_config"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "MINIMUM_CUTOFF",
+    "PRIMARY",
+    "QueryConfig",
+    "Workgroup",
+    "query_config",
+]

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from dataflow.errors import ConfigError, DataflowError
 from dataflow.metadata.schema import utcnow
-from dataflow.query.config import QueryConfig, query_config
+from dataflow.query.config import QueryConfig, Workgroup, query_config
 from dataflow.query.errors import USER_ERROR, QueryCancelledError, QueryError
 from dataflow.query.history import (
     QueryExecution,
@@ -46,7 +46,8 @@ from dataflow.query.history import (
 )
 from dataflow.query.result import QueryResult
 from dataflow.query.session import Params, QuerySession
-from dataflow.query.writes import create_table_as, parse_write, unload
+from dataflow.query.stop import USER_CANCELLED, Watch, check_query_id
+from dataflow.query.writes import create_table_as, ctas_target, parse_write, unload
 
 if TYPE_CHECKING:
     from dataflow.config import Settings
@@ -150,13 +151,21 @@ class QueryRunner:
         workgroup: str | None = None,
         as_of: str | int | dt.datetime | None = None,
         params: Params = None,
+        query_id: str | None = None,
     ) -> QueryOutcome:
         """Run one statement as an execution (see the module docstring for the lifecycle).
 
+        Args:
+            query_id: the execution's id, chosen by the caller (a UUID not used yet), so that
+                another thread or client can stop it while it runs; default: a new UUID.
+
         Raises:
-            QueryError: the query failed (recorded as FAILED with its error name).
-            QueryCancelledError: over the workgroup's bytes-scanned cutoff (CANCELLED).
-            ConfigError: an unknown workgroup (nothing recorded, as Athena refuses to start).
+            QueryError: the query failed (recorded as FAILED with its error name), also
+                ``EXCEEDED_TIME_LIMIT`` over the workgroup's ``query_timeout_seconds``.
+            QueryCancelledError: over the workgroup's bytes-scanned cutoff, or stopped
+                (:func:`~dataflow.query.stop.stop_query`, Ctrl-C, a server shutting down).
+            ConfigError: an unknown workgroup or a bad ``query_id`` (nothing recorded, as
+                Athena refuses to start).
         """
         group = self.config.workgroup(workgroup)
         execution = QueryExecution.new(
@@ -165,51 +174,95 @@ class QueryRunner:
             workgroup=group.name,
             as_of=None if as_of is None else str(as_of),
         )
+        if query_id is not None:
+            execution.query_id = self._new_id(query_id)
         started = time.perf_counter()
         execution.state = QueryState.RUNNING
         execution.queue_ms = _ms(utcnow() - execution.submitted_at)
-        insert_execution(self.db, execution)
-        try:
-            write = parse_write(sql)
-            plan = self.session.plan(
-                write.select if write else sql, dialect=dialect, as_of=as_of, params=params
-            )
-            kind = _statement_kind(plan.translation.sql, write.kind if write else None)
-            execution.statement_type, execution.substatement_type = kind
-            execution.planning_ms = _ms_since(started)
-            execution.bytes_scanned = plan.bytes_scanned
-            execution.files_scanned = plan.files_scanned
-            execution.snapshots = plan.snapshots
-            cutoff = group.bytes_scanned_cutoff_per_query
-            if cutoff is not None and plan.bytes_scanned > cutoff:
-                self._finish(execution, started, QueryState.CANCELLED, reason=BYTES_LIMIT_REASON)
-                raise QueryCancelledError(
-                    execution.query_id,
-                    BYTES_LIMIT_REASON,
-                    f"{plan.bytes_scanned} bytes planned, workgroup {group.name} allows {cutoff}",
-                )
-            result, written = self._execute(plan, write, execution.query_id)
-            prefix = self.config.results_prefix
-            from dataflow.query.output import write_manifest, write_results
+        # Watched before it is recorded: a stop never finds a RUNNING record it cannot stop.
+        with Watch(execution.query_id, self.session, group.query_timeout_seconds) as watch:
+            insert_execution(self.db, execution)
+            try:
+                return self._run(execution, started, group, watch, sql, dialect, as_of, params)
+            except QueryCancelledError as exc:
+                if watch.stopped and exc.reason == watch.reason:  # stopped before it ran
+                    self._stopped(execution, started, exc)
+                raise
+            except (Exception, KeyboardInterrupt) as exc:
+                if watch.stopped or _interrupted(exc):
+                    # Ctrl-C reaches a running DuckDB query as an interrupt, not a signal.
+                    watch.stop(USER_CANCELLED)
+                    error = watch.error()
+                    self._stopped(execution, started, error)
+                    raise error from None
+                user = isinstance(exc, ConfigError)
+                self._fail(execution, started, exc, USER_ERROR if user else 1)
+                raise
 
-            key = write_results(
-                self.store, prefix, execution.query_id, result, statement_type=kind[0]
+    def _run(
+        self,
+        execution: QueryExecution,
+        started: float,
+        group: Workgroup,
+        watch: Watch,
+        sql: str,
+        dialect: str,
+        as_of: str | int | dt.datetime | None,
+        params: Params,
+    ) -> QueryOutcome:
+        write = parse_write(sql)
+        if write is not None and write.kind != "UNLOAD":
+            ctas_target(write, self.session.default_database)  # refused before it runs
+        plan = self.session.plan(
+            write.select if write else sql, dialect=dialect, as_of=as_of, params=params
+        )
+        kind = _statement_kind(plan.translation.sql, write.kind if write else None)
+        execution.statement_type, execution.substatement_type = kind
+        execution.planning_ms = _ms_since(started)
+        execution.bytes_scanned = plan.bytes_scanned
+        execution.files_scanned = plan.files_scanned
+        execution.snapshots = plan.snapshots
+        cutoff = group.bytes_scanned_cutoff_per_query
+        if cutoff is not None and plan.bytes_scanned > cutoff:
+            self._finish(execution, started, QueryState.CANCELLED, reason=BYTES_LIMIT_REASON)
+            raise QueryCancelledError(
+                execution.query_id,
+                BYTES_LIMIT_REASON,
+                f"{plan.bytes_scanned} bytes planned, workgroup {group.name} allows {cutoff}",
             )
-            if written is not None:
-                write_manifest(self.store, prefix, execution.query_id, written)
-            execution.output_location = self.store.url_for(key)
-            execution.rows_returned = result.row_count
-            self._finish(execution, started, QueryState.SUCCEEDED)
-            return QueryOutcome(execution, result, plan)
-        except QueryCancelledError:
-            raise
-        except DataflowError as exc:
-            user = isinstance(exc, ConfigError)
-            self._fail(execution, started, exc, USER_ERROR if user else 1)
-            raise
-        except Exception as exc:
-            self._fail(execution, started, exc, 1)
-            raise
+        watch.check()  # stopped while planning: do not start
+        result, written = self._execute(plan, write, execution.query_id)
+        watch.check()  # stopped while the rows were written: they are not published
+        prefix = self.config.results_prefix
+        from dataflow.query.output import write_manifest, write_results
+
+        key = write_results(self.store, prefix, execution.query_id, result, statement_type=kind[0])
+        if written is not None:
+            write_manifest(self.store, prefix, execution.query_id, written)
+        execution.output_location = self.store.url_for(key)
+        execution.rows_returned = result.row_count
+        self._finish(execution, started, QueryState.SUCCEEDED)
+        return QueryOutcome(execution, result, plan)
+
+    def _new_id(self, query_id: str) -> str:
+        from dataflow.query.history import get_execution
+
+        chosen = check_query_id(query_id)
+        try:
+            get_execution(self.db, chosen)
+        except ConfigError:
+            return chosen
+        raise ConfigError(f"query id {chosen} is taken — give a new UUID, or none")
+
+    def _stopped(self, execution: QueryExecution, started: float, error: DataflowError) -> None:
+        """Record a query stopped by its time limit (FAILED) or by a stop (CANCELLED)."""
+        if isinstance(error, QueryError):
+            execution.error_type, execution.error_category = error.error_type, USER_ERROR
+            execution.error_message = str(error)
+            self._finish(execution, started, QueryState.FAILED, reason=str(error))
+            return
+        reason = error.reason if isinstance(error, QueryCancelledError) else str(error)
+        self._finish(execution, started, QueryState.CANCELLED, reason=reason)
 
     def _execute(
         self, plan: QueryPlan, write: Any, query_id: str
@@ -288,6 +341,18 @@ class QueryRunner:
         execution.error_category = category
         execution.error_message = message
         self._finish(execution, started, QueryState.FAILED, reason=message)
+
+
+def _interrupted(exc: BaseException) -> bool:
+    """Whether ``exc`` is, or comes from, an interrupt (Ctrl-C, or a connection interrupted)."""
+    import duckdb
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, KeyboardInterrupt | duckdb.InterruptException):
+            return True
+        seen = seen.__cause__
+    return False
 
 
 def _statement_kind(sql: str, write_kind: str | None) -> tuple[str, str]:

@@ -44,10 +44,13 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import re
+import threading
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -60,6 +63,7 @@ from dataflow.query.dialects import Translation, translate
 from dataflow.query.errors import QueryError, TableNotFoundError, from_duckdb, locate, position
 from dataflow.query.planning import QueryPlan, TableScan, table_filters, table_references
 from dataflow.query.result import QueryResult
+from dataflow.query.sandbox import lock_down
 from dataflow.query.scans import bind_params, external_scan, iceberg_scan, resolve_snapshot
 from dataflow.query.views import (
     external_select,
@@ -175,6 +179,8 @@ class QuerySession:
         # Trino's int / int is an integer: the same database, another client with that setting.
         self._trino = self._con.cursor()
         self._configure()
+        with _OPEN_LOCK:
+            _OPEN.add(self)
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -186,10 +192,21 @@ class QuerySession:
 
     def close(self) -> None:
         """Close the DuckDB connection (and the metadata database when the session opened it)."""
+        with _OPEN_LOCK:
+            _OPEN.discard(self)
         self._trino.close()
         self._con.close()
         if self._owns_db:
             self.db.dispose()
+
+    def interrupt(self) -> None:
+        """Interrupt what the session runs now (from another thread); the query raises.
+
+        Safe at any time: an idle or closed session is left as it is.
+        """
+        for con in (self._con, self._trino):
+            with contextlib.suppress(duckdb.Error):  # closed meanwhile: nothing runs
+                con.interrupt()
 
     # --- queries ---------------------------------------------------------------------------------
 
@@ -438,10 +455,7 @@ class QuerySession:
             self._ensure_schema(self.default_database)
             con.execute(f"SET schema = {quote_literal(self.default_database)}")
         self._trino.execute("SET integer_division = true")
-        con = self._con
-        # Nothing is ever downloaded: extensions not bundled in the wheel stay unavailable.
-        con.execute("SET autoinstall_known_extensions = false")
-        con.execute("SET autoload_known_extensions = false")
+        allowed: set[str] = set()
         if not self.settings.warehouse_is_remote:
             # Views are bound again at every query, so the folders they read stay allowed.
             allowed = {folder_of(self.settings.warehouse_uri)}
@@ -450,10 +464,7 @@ class QuerySession:
                 for t in self._external.values()
                 if not is_remote(t.location)
             }
-            listing = ", ".join(quote_literal(path) for path in sorted(allowed))
-            con.execute(f"SET allowed_directories = [{listing}]")
-        con.execute("SET enable_external_access = false")
-        con.execute("SET lock_configuration = true")
+        lock_down(self._con, directories=allowed)
 
     def _resolve(self, parts: list[str]) -> tuple[str, str] | None:
         """``(database, table)`` for a name the catalog should hold; None to leave it to DuckDB
@@ -491,6 +502,20 @@ class QuerySession:
             for identifier in catalog.list_tables(namespace):
                 found.add((".".join(identifier[:-1]).lower(), identifier[-1].lower()))
         return sorted(found)
+
+
+_OPEN: weakref.WeakSet[QuerySession] = weakref.WeakSet()
+"""The sessions open in this process (a server stopping interrupts them all)."""
+_OPEN_LOCK = threading.Lock()
+
+
+def interrupt_all() -> int:
+    """Interrupt every open session of this process; returns how many there are."""
+    with _OPEN_LOCK:
+        sessions = list(_OPEN)
+    for session in sessions:
+        session.interrupt()
+    return len(sessions)
 
 
 @functools.lru_cache(maxsize=256)
@@ -538,5 +563,6 @@ __all__ = [
     "Params",
     "QuerySession",
     "check_statement",
+    "interrupt_all",
     "prepare",
 ]

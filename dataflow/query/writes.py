@@ -144,6 +144,39 @@ def _properties(body: str, text: str) -> dict[str, Any]:
 # --- CTAS ----------------------------------------------------------------------------------------
 
 
+RAW_DATABASE = "raw"
+"""The crawler's database (external tables over the raw zone): no query creates a table there."""
+
+
+def ctas_target(statement: WriteStatement, default_database: str) -> tuple[str, str]:
+    """``(database, table)`` a CTAS creates, checked before its SELECT runs.
+
+    Raises:
+        QueryError: ``SYNTAX_ERROR`` for a bad name, ``PERMISSION_DENIED`` in ``raw``.
+
+    Example:
+        >>> ctas_target(parse_write("CREATE TABLE t AS SELECT 1"), "market")
+        ('market', 't')
+        >>> raw = parse_write("CREATE TABLE raw.t AS SELECT 1")
+        >>> ctas_target(raw, "market")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        dataflow.errors.QueryError: PERMISSION_DENIED: line 1:1: Cannot create table 'raw.t': ...
+    """
+    parts = statement.target.lower().split(".")
+    database, name = ([default_database, *parts])[-2:]
+    if len(parts) > 3 or (len(parts) == 3 and parts[0] != "awsdatacatalog"):
+        raise QueryError("SYNTAX_ERROR", f"table name {statement.target!r}: write db.table")
+    if database == RAW_DATABASE:
+        raise QueryError(
+            "PERMISSION_DENIED",
+            f"Cannot create table '{RAW_DATABASE}.{name}': the {RAW_DATABASE} database holds the "
+            "crawler's tables over the raw zone — create it in another database "
+            f"(e.g. {default_database}.{name})",
+        )
+    return database, name
+
+
 def create_table_as(
     settings: Settings, statement: WriteStatement, rows: pa.Table, *, default_database: str
 ) -> list[str]:
@@ -162,10 +195,7 @@ def create_table_as(
         raise QueryError("NOT_SUPPORTED", "CTAS writes Iceberg tables: format must be 'PARQUET'")
     if str(props.get("table_type", "ICEBERG")).upper() != "ICEBERG":
         raise QueryError("NOT_SUPPORTED", "CTAS makes Iceberg tables here: table_type='ICEBERG'")
-    parts = statement.target.lower().split(".")
-    database, name = ([default_database, *parts])[-2:]
-    if len(parts) > 3 or (len(parts) == 3 and parts[0] != "awsdatacatalog"):
-        raise QueryError("SYNTAX_ERROR", f"table name {statement.target!r}: write db.table")
+    database, name = ctas_target(statement, default_database)
     partitioned = list(props.get("partitioned_by") or [])
     missing = [c for c in partitioned if c not in rows.column_names]
     if missing:
@@ -329,8 +359,10 @@ def _encode(rows: pa.Table, fmt: str, compression: str, delimiter: Any) -> tuple
 
 __all__ = [
     "FORMATS",
+    "RAW_DATABASE",
     "WriteStatement",
     "create_table_as",
+    "ctas_target",
     "destination_key",
     "parse_write",
     "unload",

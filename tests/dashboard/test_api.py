@@ -70,8 +70,9 @@ def api_client(api_settings: Settings) -> Iterator[TestClient]:
         yield client
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def api_token_client(api_settings: Settings) -> Iterator[TestClient]:
+    # One app per test: each counts its own failed sign-ins (too many get 429).
     with TestClient(create_app(api_settings, token=TOKEN)) as client:
         yield client
 

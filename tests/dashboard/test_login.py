@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -12,7 +13,13 @@ from starlette.exceptions import StarletteDeprecationWarning
 
 from dataflow.config import Settings
 from dataflow.dashboard import create_app
-from dataflow.dashboard.auth import SESSION_COOKIE, session_value
+from dataflow.dashboard.auth import (
+    MAX_FAILURES,
+    SESSION_COOKIE,
+    SESSION_SECONDS,
+    session_ok,
+    session_value,
+)
 from dataflow.dashboard.live import LiveServer
 from tests.dashboard.conftest import expect_no_errors
 
@@ -53,12 +60,54 @@ def test_the_right_token_sets_a_cookie_that_is_not_the_token(client: TestClient)
     assert answer.status_code == 303
     assert answer.headers["location"] == "/sql"
     cookie = answer.headers["set-cookie"]
-    assert f"{SESSION_COOKIE}={session_value(TOKEN)}" in cookie
+    value = re.search(rf"{SESSION_COOKIE}=([^;]+)", cookie)
+    assert value is not None, cookie
+    assert session_ok(TOKEN, value.group(1))
+    assert f"Max-Age={SESSION_SECONDS}" in cookie
     assert TOKEN not in cookie
     assert "HttpOnly" in cookie
     assert "SameSite=strict" in cookie.replace("Strict", "strict")
     assert client.get("/sql").status_code == 200
     assert client.get("/api/runs").status_code == 200  # the API accepts the session too
+
+
+def test_the_session_expires_on_the_server_too(client: TestClient) -> None:
+    # A cookie past its time is refused even if the browser kept it (Max-Age is advice).
+    old = session_value(TOKEN, now=time.time() - SESSION_SECONDS - 1)
+    client.cookies.set(SESSION_COOKIE, old)
+    assert client.get("/sql", follow_redirects=False).status_code == 303
+    assert client.get("/api/runs").status_code == 401
+    # Nor can a client stretch it: the expiry is signed.
+    expires, _, mac = session_value(TOKEN).partition(".")
+    client.cookies.set(SESSION_COOKIE, f"{int(expires) + 10 * SESSION_SECONDS}.{mac}")
+    assert client.get("/api/runs").status_code == 401
+    client.cookies.set(SESSION_COOKIE, session_value(TOKEN))
+    assert client.get("/api/runs").status_code == 200
+
+
+def test_failed_sign_ins_are_limited_per_client(client: TestClient) -> None:
+    for _ in range(MAX_FAILURES):
+        wrong = client.post(
+            "/login",
+            data={"token": "guess", "csrf": _csrf(client), "next": "/sql"},
+            follow_redirects=False,
+        )
+        assert wrong.status_code == 303
+    # Now even the right token is refused for a while: guessing cannot go on.
+    blocked = client.post("/login", data={"token": TOKEN, "csrf": _csrf(client), "next": "/sql"})
+    assert blocked.status_code == 429, blocked.text
+    assert "Too many failed sign-ins" in blocked.text
+    api = client.get("/api/runs", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert api.status_code == 429, api.text
+    assert int(api.headers["retry-after"]) > 0
+
+
+def test_wrong_bearer_tokens_are_limited_too(client: TestClient) -> None:
+    for _ in range(MAX_FAILURES):
+        assert client.get("/api/runs", headers={"Authorization": "Bearer x"}).status_code == 401
+    refused = client.get("/api/runs", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert refused.status_code == 429
+    assert TOKEN not in refused.text
 
 
 def test_a_wrong_token_or_a_missing_csrf_value_signs_nobody_in(client: TestClient) -> None:

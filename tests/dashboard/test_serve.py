@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import re
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -180,3 +182,84 @@ def test_token_from_env_is_required_and_never_shown(api_project: Settings) -> No
     output = "".join(served.lines)
     assert "token required" in output
     assert TOKEN not in output
+
+
+# Minutes of work on one core: it only ends when it is stopped.
+RUNAWAY = "SELECT count(*) FROM range(1000000000) a, range(1000000) b WHERE a.range + b.range = -1"
+
+
+def _start_runaway(client: httpx.Client) -> tuple[str, threading.Thread, list[httpx.Response]]:
+    """POST a runaway query with a chosen id from a thread; return once it runs."""
+    query_id = str(uuid.uuid4())
+    answers: list[httpx.Response] = []
+
+    def post() -> None:
+        with contextlib.suppress(httpx.HTTPError):  # the server went away (shutdown test)
+            answers.append(client.post("/api/queries", json={"sql": RUNAWAY, "query_id": query_id}))
+
+    thread = threading.Thread(target=post, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while True:
+        found = client.get(f"/api/queries/{query_id}")
+        if found.status_code == 200 and found.json()["Status"]["State"] == "RUNNING":
+            break
+        assert time.monotonic() < deadline, found.text
+        time.sleep(0.1)
+    time.sleep(0.5)  # inside DuckDB by now
+    return query_id, thread, answers
+
+
+def test_a_running_query_is_stopped_and_sigterm_stops_the_server(api_project: Settings) -> None:
+    from dataflow.query.execution import QueryRunner
+    from dataflow.query.history import get_execution
+    from dataflow.query.stop import CLIENT_GONE, SHUTDOWN_CANCELLED, USER_CANCELLED
+
+    served = _start(api_project.project_dir)
+    try:
+        with httpx.Client(base_url=served.url, timeout=60) as client:
+            stopped_id, thread, answers = _start_runaway(client)
+            began = time.monotonic()
+            stop = client.post(f"/api/queries/{stopped_id}/stop", json={})
+            assert stop.status_code == 200, stop.text
+            assert time.monotonic() - began < 5
+            assert stop.json()["Status"]["State"] == "CANCELLED"
+            assert stop.json()["Status"]["StateChangeReason"] == USER_CANCELLED
+            thread.join(10)
+            assert answers[0].status_code == 400
+            assert "CANCELLED" in answers[0].json()["error"]
+            missing = client.post("/api/queries/00000000-0000-4000-8000-000000000000/stop", json={})
+            assert missing.status_code == 404, missing.text
+
+            # A client that gives up (a timeout, a closed tab) stops its query.
+            gone_id = str(uuid.uuid4())
+            with (
+                httpx.Client(base_url=served.url, timeout=2) as impatient,
+                contextlib.suppress(httpx.TimeoutException),
+            ):
+                impatient.post("/api/queries", json={"sql": RUNAWAY, "query_id": gone_id})
+            deadline = time.monotonic() + 5
+            while True:
+                status = client.get(f"/api/queries/{gone_id}").json()["Status"]
+                if status["State"] != "RUNNING":
+                    break
+                assert time.monotonic() < deadline, "the query outlived its client"
+                time.sleep(0.1)
+            assert status["State"] == "CANCELLED"
+            assert status["StateChangeReason"] == CLIENT_GONE
+
+            running_id, _, _ = _start_runaway(client)
+            began = time.monotonic()
+            served.process.send_signal(signal.SIGTERM)
+            served.wait()
+            took = time.monotonic() - began
+    finally:
+        if served.process.poll() is None:
+            served.process.kill()
+            served.wait()
+    assert took < 8, f"the server took {took:.1f} s to stop"
+    assert served.process.returncode in (0, -signal.SIGTERM), "".join(served.lines)
+    with QueryRunner(api_project) as runner:
+        execution = get_execution(runner.db, running_id)
+    assert execution.state == "CANCELLED"
+    assert execution.state_change_reason == SHUTDOWN_CANCELLED

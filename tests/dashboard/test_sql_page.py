@@ -165,3 +165,24 @@ def test_a_table_click_inserts_its_name(page: Any, live_server: str) -> None:
     page.click("#sql-tables li[data-table='market.quotes'] > button.sql-link")
     assert page.input_value("#sql-editor") == "SELECT * FROM market.quotes"
     expect_no_errors(page)
+
+
+def test_stop_cancels_a_running_query(page: Any, live_server: str) -> None:
+    open_editor(page, live_server)
+    assert page.locator("#sql-stop").is_hidden()
+    page.select_option("#sql-dialect", "duckdb")
+    run_sql(
+        page,
+        "SELECT count(*) FROM range(1000000000) a, range(1000000) b WHERE a.range + b.range = -1",
+    )
+    page.wait_for_selector("#sql-stop:not([hidden])")
+    page.wait_for_timeout(500)  # the query is inside DuckDB
+    page.click("#sql-stop")
+    page.wait_for_function(
+        "() => document.querySelector('#sql-stats').innerText.includes('CANCELLED')",
+        timeout=10_000,
+    )
+    assert "Query was cancelled by the user" in page.locator("#sql-error").inner_text()
+    assert page.locator("#sql-stop").is_hidden()
+    assert not page.locator("#sql-run").is_disabled()
+    expect_no_errors(page, allowed=(BAD_QUERY_CONSOLE,))

@@ -7,14 +7,44 @@ an unknown table answers 404. Sample rows are read through the query layer's rea
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
 from dataflow.catalog.tables import DataCatalog
 from dataflow.dashboard.deps import DbDep, SettingsDep
 
-router = APIRouter(prefix="/api/catalog", tags=["catalog"])
+MAX_NAME = 255
+"""The longest database or table name (Glue's limit)."""
+
+
+def check_names(request: Request) -> None:
+    """400 for a database or table name no catalog can hold: empty, blank, padded with spaces,
+    longer than 255 characters, or with a control character (they once reached the catalog and
+    answered 500)."""
+    given = dict(request.path_params)
+    if "database" in request.query_params:
+        given["database"] = request.query_params["database"]
+    for kind in ("database", "table"):
+        name = given.get(kind)
+        if name is None:
+            continue
+        if (
+            not name.strip()
+            or name != name.strip()
+            or len(name) > MAX_NAME
+            or any(unicodedata.category(char) in ("Cc", "Cf", "Cs") for char in name)
+        ):
+            shown = name[:40] + ("…" if len(name) > 40 else "")
+            raise HTTPException(
+                status_code=400,
+                detail=f"{kind} {shown!r} is not a {kind} name: give 1-{MAX_NAME} characters "
+                "without control characters or surrounding spaces (see /api/catalog/tables)",
+            )
+
+
+router = APIRouter(prefix="/api/catalog", tags=["catalog"], dependencies=[Depends(check_names)])
 
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such table"}}
 

@@ -4,12 +4,14 @@ database (:mod:`..prometheus`)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
 from dataflow.dashboard.deps import DbDep, SettingsDep
+from dataflow.errors import ConfigError
 
 router = APIRouter(prefix="/api", tags=["monitoring"])
 prometheus_router = APIRouter(tags=["monitoring"])
@@ -64,6 +66,29 @@ def alarm_history(
     return items
 
 
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+"""A run id or a prefix of one (``20261207T101500Z-1a2b``): letters, digits, ``-``, ``_``."""
+
+
+def check_run_id(run: str) -> str:
+    """``run`` if it can be a run id (or a prefix of one): it names a log file, so nothing else
+    (``/``, ``..``, an absolute path) gets near the file system.
+
+    Raises:
+        ConfigError: anything else (400).
+
+    Example:
+        >>> check_run_id("20261207T101500Z-1a2b")
+        '20261207T101500Z-1a2b'
+    """
+    if not RUN_ID.fullmatch(run):
+        raise ConfigError(
+            f"run {run[:80]!r} is not a run id — give an id from /api/runs (letters, digits, "
+            "'-' and '_'; a prefix works)"
+        )
+    return run
+
+
 @router.get("/logs", summary="Search the run logs (Logs Insights)")
 def search_logs(
     settings: SettingsDep,
@@ -88,6 +113,8 @@ def search_logs(
     from dataflow.dashboard.data import message_filter
     from dataflow.monitor.logquery import parse_since, query_logs
 
+    if run is not None:
+        check_run_id(run)
     text = query.strip() if query and query.strip() else None
     if filter:
         base = message_filter(filter)

@@ -5,7 +5,9 @@
 milliseconds, so there is no polling): the answer is the execution, shaped like Athena's
 ``QueryExecution`` (``QueryExecutionId``, ``Status.State``, ``Statistics``). A query that fails
 answers 400 with its Athena error (``{"error": "SYNTAX_ERROR: line 1:8: ..."}``) and stays in
-the history as FAILED.
+the history as FAILED. A query runs at most its workgroup's ``query_timeout_seconds`` (then
+FAILED, ``EXCEEDED_TIME_LIMIT``); a client that sends its own ``query_id`` (a new UUID) can stop
+it meanwhile with ``POST /api/queries/{id}/stop`` (Athena's StopQueryExecution: CANCELLED).
 
 Results are stored as Athena stores them — ``<id>.csv`` for DML, ``<id>.txt`` for DDL and
 UTILITY statements — and served the same way whatever the file: ``?format=json`` as typed rows,
@@ -14,9 +16,10 @@ UTILITY statements — and served the same way whatever the file: ``?format=json
 
 from __future__ import annotations
 
+import uuid
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from dataflow.dashboard.deps import DbDep, SettingsDep, require_json
@@ -42,6 +45,12 @@ class QueryRequest(BaseModel):
     )
     workgroup: str | None = Field(None, description="Workgroup (its bytes-scanned cutoff).")
     as_of: str | None = Field(None, description="Time travel: a timestamp or a snapshot id.")
+    query_id: str | None = Field(
+        None,
+        max_length=36,
+        description="The execution's id, chosen by the client (a new UUID), so that it can "
+        "stop the query while it runs (POST /api/queries/{id}/stop).",
+    )
 
 
 @queries_router.post(
@@ -50,19 +59,52 @@ class QueryRequest(BaseModel):
     dependencies=[Depends(require_json)],
     responses={400: {"description": "The query failed: its Athena error"}},
 )
-def run_query(body: QueryRequest, settings: SettingsDep, db: DbDep) -> dict[str, Any]:
-    """Run one statement and return its execution (Athena's ``QueryExecution`` shape)."""
-    from dataflow.query import QueryRunner
+async def run_query(
+    body: QueryRequest, settings: SettingsDep, db: DbDep, request: Request
+) -> dict[str, Any]:
+    """Run one statement and return its execution (Athena's ``QueryExecution`` shape).
 
-    with QueryRunner(settings, db) as runner:
-        outcome = runner.run(
-            body.sql,
-            dialect=body.dialect,
-            workgroup=body.workgroup,
-            as_of=body.as_of,
-            params=body.params,
-        )
-    return outcome.execution.to_json()
+    A client that goes away before the answer stops its query (CANCELLED).
+    """
+    import anyio
+    import anyio.to_thread
+
+    from dataflow.query import QueryRunner
+    from dataflow.query.stop import CLIENT_GONE, check_query_id, stop_running
+
+    query_id = check_query_id(body.query_id) if body.query_id else str(uuid.uuid4())
+
+    def work() -> dict[str, Any] | BaseException:
+        try:
+            with QueryRunner(settings, db) as runner:
+                outcome = runner.run(
+                    body.sql,
+                    dialect=body.dialect,
+                    workgroup=body.workgroup,
+                    as_of=body.as_of,
+                    params=body.params,
+                    query_id=query_id,
+                )
+            return outcome.execution.to_json()
+        except Exception as exc:  # raised below, in the request's task
+            return exc
+
+    async def watch_client() -> None:
+        while not await request.is_disconnected():
+            await anyio.sleep(_CLIENT_POLL_SECONDS)
+        await anyio.to_thread.run_sync(lambda: stop_running(query_id, CLIENT_GONE, wait=0))
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(watch_client)
+        answer = await anyio.to_thread.run_sync(work)
+        tasks.cancel_scope.cancel()
+    if isinstance(answer, BaseException):
+        raise answer
+    return answer
+
+
+_CLIENT_POLL_SECONDS = 0.25
+"""How often a running query's request checks that its client is still there."""
 
 
 @queries_router.post(
@@ -98,7 +140,11 @@ def workgroups(settings: SettingsDep) -> dict[str, Any]:
     return {
         "default": config.default_workgroup,
         "workgroups": [
-            {"name": g.name, "bytes_scanned_cutoff_per_query": g.bytes_scanned_cutoff_per_query}
+            {
+                "name": g.name,
+                "bytes_scanned_cutoff_per_query": g.bytes_scanned_cutoff_per_query,
+                "query_timeout_seconds": g.query_timeout_seconds,
+            }
             for g in sorted(config.workgroups.values(), key=lambda g: g.name)
         ],
     }
@@ -110,6 +156,22 @@ def workgroups(settings: SettingsDep) -> dict[str, Any]:
 def get_query(query_id: str, db: DbDep) -> dict[str, Any]:
     """An execution by id (or by a unique prefix of at least 8 characters)."""
     return _execution(db, query_id).to_json()
+
+
+@queries_router.post(
+    "/{query_id}/stop",
+    summary="Stop a query (StopQueryExecution)",
+    dependencies=[Depends(require_json)],
+    responses={404: {"description": "No such id"}},
+)
+def stop(query_id: str, db: DbDep) -> dict[str, Any]:
+    """Stop a running query: it ends CANCELLED. A finished query is left as it is."""
+    from dataflow.query.stop import stop_query
+
+    try:
+        return stop_query(db, query_id).to_json()
+    except ConfigError as exc:  # no such id, or an ambiguous prefix
+        raise HTTPException(status_code=404, detail=str(exc)) from None
 
 
 @queries_router.get(

@@ -14,6 +14,8 @@
   const workgroup = $("sql-workgroup");
   const runButton = $("sql-run");
   const estimateButton = $("sql-estimate");
+  const stopButton = $("sql-stop");
+  let runningId = null; // the id of the query this page runs now (it chose it: it can stop it)
 
   const STATE_KIND = { SUCCEEDED: "ok", FAILED: "bad", CANCELLED: "warn", RUNNING: "info", QUEUED: "info" };
 
@@ -36,6 +38,36 @@
     runButton.disabled = on;
     estimateButton.disabled = on;
     runButton.textContent = on ? "Running…" : "Run";
+    stopButton.hidden = !(on && runningId);
+    stopButton.disabled = false;
+  }
+
+  /** A new random UUID (v4), also where crypto.randomUUID is missing (plain http). */
+  function newId() {
+    if (crypto.randomUUID) return crypto.randomUUID();
+    const b = crypto.getRandomValues(new Uint8Array(16));
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    const h = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+    return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+  }
+
+  /** StopQueryExecution for the query this page runs (it then ends CANCELLED). */
+  async function stop(keepalive) {
+    if (!runningId) return;
+    stopButton.disabled = true;
+    const path = `/api/queries/${encodeURIComponent(runningId)}/stop`;
+    try {
+      if (keepalive) {
+        // The page is going away: the request must outlive it.
+        fetch(path, { method: "POST", body: "{}", keepalive: true, credentials: "same-origin",
+          headers: { "Content-Type": "application/json" } });
+      } else {
+        await api(path, { method: "POST", body: {} });
+      }
+    } catch (error) {
+      message(error.message || String(error), "error");
+    }
   }
 
   // --- results ------------------------------------------------------------------------------
@@ -111,16 +143,23 @@
     message("");
     resetResults("Running…");
     clear($("sql-stats")).append(badge("RUNNING", "info"));
+    runningId = newId();
+    stopButton.hidden = false;
     try {
-      const execution = await api("/api/queries", { method: "POST", body: request() });
+      const body = Object.assign(request(), { query_id: runningId });
+      const execution = await api("/api/queries", { method: "POST", body });
       showStats(execution);
       await showResults(execution);
     } catch (error) {
       // The server answers with the Athena error text (e.g. SYNTAX_ERROR: line 1:8: ...).
-      clear($("sql-stats")).append(badge(error.status === 400 ? "FAILED" : "ERROR", "bad"));
-      showError(error.message || String(error));
+      const text = error.message || String(error);
+      const cancelled = error.status === 400 && text.includes(" CANCELLED: ");
+      const state = cancelled ? "CANCELLED" : error.status === 400 ? "FAILED" : "ERROR";
+      clear($("sql-stats")).append(badge(state, cancelled ? "warn" : "bad"));
+      showError(text);
       resetResults("No results.");
     } finally {
+      runningId = null;
       busy(false);
       loadHistory();
     }
@@ -323,6 +362,9 @@
 
   runButton.addEventListener("click", () => df.guard(run));
   estimateButton.addEventListener("click", () => df.guard(estimate));
+  stopButton.addEventListener("click", () => df.guard(() => stop(false)));
+  // A query must not outlive the page that asked for it.
+  window.addEventListener("pagehide", () => { stop(true); });
   $("sql-save").addEventListener("click", () => df.guard(save));
   $("sql-history-refresh").addEventListener("click", () => df.guard(loadHistory));
   $("sql-table-filter").addEventListener("input", drawTables);
