@@ -48,6 +48,10 @@ class TableStats:
     quarantined: int = 0
     replaced: int = 0
     skipped: int = 0
+    duplicates: int = 0
+    superseded: int = 0
+    unfolded: int = 0
+    set_aside: int = 0
     commits: int = 0
     error_envelopes: int = 0
     non_json: int = 0
@@ -108,7 +112,10 @@ class TransformStage:
             engine.close()
         total = TableStats(table="*")
         for item in stats:
-            for name in ("files", "bytes", "rows_in", "rows_out", "quarantined", "commits"):
+            for name in (
+                "files", "bytes", "rows_in", "rows_out", "quarantined", "commits",
+                "duplicates", "superseded", "set_aside",
+            ):  # fmt: skip
                 setattr(total, name, getattr(total, name) + getattr(item, name))
             total.error_envelopes += item.error_envelopes
             total.non_json += item.non_json
@@ -116,6 +123,13 @@ class TransformStage:
             f"{total.rows_out} rows into {sum(1 for s in stats if s.commits)} table(s) from "
             f"{total.files} file(s); {total.quarantined} quarantined"
         )
+        if total.duplicates or total.superseded:
+            message += (
+                f"; {total.duplicates} identical duplicate(s) collapsed, "
+                f"{total.superseded} superseded by a newer response"
+            )
+        if total.set_aside:
+            message += f"; {total.set_aside} unreadable raw file(s)/line(s) set aside"
         return StageResult(
             rows=total.rows_out,
             bytes=total.bytes,
@@ -124,6 +138,9 @@ class TransformStage:
             details={
                 "tables": {s.table: s.as_dict() for s in stats},
                 "quarantined": total.quarantined,
+                "duplicates": total.duplicates,
+                "superseded": total.superseded,
+                "set_aside": total.set_aside,
                 "error_envelopes": total.error_envelopes,
                 "non_json": total.non_json,
                 "full_refresh": full_refresh,
@@ -190,8 +207,11 @@ class TransformStage:
         *,
         replace_all: bool,
     ) -> None:
+        import pyarrow as pa
+
+        from dataflow.transform.duplicates import drop_fold_columns, resolve_duplicates
         from dataflow.transform.flatten import flatten_files
-        from dataflow.transform.raw_view import raw_relation
+        from dataflow.transform.raw_view import BODIES, raw_relation
         from dataflow.transform.writer import (
             QUARANTINE_KEY,
             check_output,
@@ -199,6 +219,7 @@ class TransformStage:
             ensure_quarantine,
             ensure_table,
             quarantine_rows,
+            set_aside_rows,
             split_rows,
         )
 
@@ -210,15 +231,30 @@ class TransformStage:
             check_output(model, output)
             good, rejected = split_rows(model, output)
             del output
-            if rejected.num_rows:
+            resolved = resolve_duplicates(engine, good, model.key, bodies=BODIES)
+            good = resolved.rows
+            if resolved.rejected is not None:
+                rejected = pa.concat_tables(
+                    [drop_fold_columns(rejected), resolved.rejected], promote_options="permissive"
+                )
+            if rejected.num_rows or raw.set_aside:
                 quarantine = ensure_quarantine(catalog, namespace)
+                parked = quarantine_rows(model, rejected, engine, ctx.run_id)
+                if raw.set_aside:
+                    for item in raw.set_aside:
+                        log.warning(
+                            "table %s: %s line %d set aside: %s",
+                            model.target, item.key, item.line, item.reason,
+                        )  # fmt: skip
+                    parked = pa.concat_tables([parked, set_aside_rows(model, raw, ctx.run_id)])
                 engine.upsert(
                     quarantine,
-                    quarantine_rows(model, rejected, engine, ctx.run_id),
+                    parked,
                     keys=QUARANTINE_KEY,
                     snapshot_properties={"dataflow.run_id": ctx.run_id},
                     branch=self.branch,
                 )
+        set_aside = len(raw.set_aside)
         del raw  # the envelope texts: free them before the commit builds its copies
         table = ensure_table(catalog, namespace, model, good.schema)
         result = commit_rows(
@@ -231,7 +267,11 @@ class TransformStage:
         stats.rows_out += result.rows_written
         stats.replaced += result.rows_replaced
         stats.skipped += result.rows_skipped
-        stats.quarantined += rejected.num_rows
+        stats.quarantined += rejected.num_rows + set_aside
+        stats.set_aside += set_aside
+        stats.duplicates += resolved.duplicates
+        stats.superseded += resolved.superseded
+        stats.unfolded += resolved.unfolded
         stats.error_envelopes += flat.error_envelopes
         stats.non_json += flat.non_json
         stats.symbol_errors += flat.symbol_errors
