@@ -149,8 +149,8 @@ def _resolve(rows: pa.Table, hits: list[dict[str, Any]], keys: list[str]) -> Res
         for row in members:
             payloads[(row.get("_raw_key"), row.get("_raw_line"))].append(row)
         survivors: list[dict[str, Any]] = []
-        for copies in payloads.values():
-            copies.sort(key=_payload_rank)
+        for listed in payloads.values():
+            copies = sorted(listed, key=_payload_rank)
             # Rule 1: a repeated local hour; the first copy in time is the earlier instant.
             if folds and len(copies) > 1:
                 first = copies[0]

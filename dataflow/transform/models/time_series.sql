@@ -112,10 +112,14 @@ SELECT
         CASE WHEN _tz IS NULL THEN 'unknown time zone in the request or meta.exchange_timezone' END,
         CASE WHEN in_zone AND NOT e_ok AND NOT l_ok THEN 'datetime ' || s_datetime || ' does not exist in ' || _tz || ' (skipped by the daylight-saving change)' END,
         CASE WHEN year(u_ts) NOT BETWEEN 1800 AND 2300 THEN 'datetime out of range (years 1800-2300): ' || left(s_datetime, 80) END,
-        CASE WHEN s_open IS NOT NULL AND NOT COALESCE(isfinite(n_open), false) THEN 'open is not a finite number: ' || left(s_open, 80) END,
-        CASE WHEN s_high IS NOT NULL AND NOT COALESCE(isfinite(n_high), false) THEN 'high is not a finite number: ' || left(s_high, 80) END,
-        CASE WHEN s_low IS NOT NULL AND NOT COALESCE(isfinite(n_low), false) THEN 'low is not a finite number: ' || left(s_low, 80) END,
-        CASE WHEN s_close IS NOT NULL AND NOT COALESCE(isfinite(n_close), false) THEN 'close is not a finite number: ' || left(s_close, 80) END,
+        CASE WHEN s_open IS NOT NULL AND n_open IS NULL THEN 'open is not a number: ' || left(s_open, 80)
+            WHEN NOT isfinite(n_open) THEN 'open is not a finite number: ' || left(s_open, 80) END,
+        CASE WHEN s_high IS NOT NULL AND n_high IS NULL THEN 'high is not a number: ' || left(s_high, 80)
+            WHEN NOT isfinite(n_high) THEN 'high is not a finite number: ' || left(s_high, 80) END,
+        CASE WHEN s_low IS NOT NULL AND n_low IS NULL THEN 'low is not a number: ' || left(s_low, 80)
+            WHEN NOT isfinite(n_low) THEN 'low is not a finite number: ' || left(s_low, 80) END,
+        CASE WHEN s_close IS NOT NULL AND n_close IS NULL THEN 'close is not a number: ' || left(s_close, 80)
+            WHEN NOT isfinite(n_close) THEN 'close is not a finite number: ' || left(s_close, 80) END,
         CASE WHEN s_volume IS NOT NULL AND n_volume IS NULL THEN 'volume is not a whole number within BIGINT: ' || left(s_volume, 80) END
     ), '') AS _error,
     _raw_key, _raw_line, _record_path, _run_id, _received_at
