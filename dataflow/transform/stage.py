@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
+    from pyiceberg.table import Table
 
     from dataflow.config import TransformSettings
     from dataflow.engines.base import Engine
@@ -34,6 +35,28 @@ if TYPE_CHECKING:
 log = logging.getLogger("dataflow.transform")
 
 NAMESPACE = "Dataflow/Transform"
+
+
+REBUILD_BRANCH = "dataflow-rebuild"
+"""The branch a ``--full-refresh`` without the quality gate builds a table on (then published)."""
+
+
+def _drop_branch(table: Table, name: str) -> None:
+    if name in table.metadata.refs:
+        with table.manage_snapshots() as manage:
+            manage.remove_branch(name)
+
+
+def _publish_rebuild(table: Table | None) -> None:
+    """Point ``main`` at the rebuilt table's head and drop the rebuild branch, in one commit."""
+    if table is None:
+        return
+    head = table.snapshot_by_name(REBUILD_BRANCH)
+    if head is None:
+        return
+    with table.manage_snapshots() as manage:
+        manage.set_current_snapshot(snapshot_id=head.snapshot_id)
+        manage.remove_branch(REBUILD_BRANCH)
 
 
 @dataclass
@@ -168,6 +191,8 @@ class TransformStage:
             key=lambda info: info.key,
         )
         table = load_table(catalog, namespace, model.target)
+        if table is not None and REBUILD_BRANCH in table.metadata.refs:
+            _drop_branch(table, REBUILD_BRANCH)  # a rebuild a crash cut short: never published
         if self.branch is not None and table is not None:
             from dataflow.quality.gate import start_audit
 
@@ -186,12 +211,20 @@ class TransformStage:
         log.info(
             "table %s: %d new raw file(s) in %d batch(es)", model.target, len(pending), len(batches)
         )
+        # A rebuild straight to main in several commits would show readers a half-built table:
+        # it is built on a branch of its own, and main moves to its head in one commit.
+        rebuild = full_refresh and self.branch is None and len(batches) > 1
+        branch = REBUILD_BRANCH if rebuild else self.branch
+        if rebuild and table is not None:
+            _drop_branch(table, REBUILD_BRANCH)
         for number, batch in enumerate(batches):
             consumed |= {info.key for info in batch}
             self._run_batch(
                 ctx, engine, catalog, namespace, model, batch, consumed, stats,
-                replace_all=full_refresh and number == 0,
+                replace_all=full_refresh and number == 0, branch=branch,
             )  # fmt: skip
+        if rebuild:
+            _publish_rebuild(load_table(catalog, namespace, model.target))
         return stats
 
     def _run_batch(
@@ -206,6 +239,7 @@ class TransformStage:
         stats: TableStats,
         *,
         replace_all: bool,
+        branch: str | None,
     ) -> None:
         import pyarrow as pa
 
@@ -259,7 +293,7 @@ class TransformStage:
         table = ensure_table(catalog, namespace, model, good.schema)
         result = commit_rows(
             engine, table, good, keys=model.key, consumed=consumed, run_id=ctx.run_id,
-            replace_all=replace_all, branch=self.branch,
+            replace_all=replace_all, branch=branch,
         )  # fmt: skip
         stats.files += flat.files
         stats.bytes += flat.bytes
@@ -333,4 +367,4 @@ class TransformStage:
         )
 
 
-__all__ = ["TableStats", "TransformStage"]
+__all__ = ["REBUILD_BRANCH", "TableStats", "TransformStage"]
