@@ -437,6 +437,13 @@ def test_fuzzed_payloads_import_and_transform_without_a_traceback(tmp_path: Path
         figures.quarantined = details["quarantined"]
         figures.rows_in = sum(t["rows_in"] for t in details["tables"].values())
         figures.rows_out = sum(t["rows_out"] for t in details["tables"].values())
+        for name, table in details["tables"].items():
+            accounted = (
+                table["rows_out"] + table["quarantined"] - table["set_aside"]
+                + table["duplicates"] + table["superseded"] + table["skipped"]
+            )  # fmt: skip
+            if accounted != table["rows_in"]:
+                figures.failures.append(f"{name}: {table['rows_in']} rows in, {accounted} out")
         if result.status != "succeeded":
             figures.failures.append(f"transform ended {result.status}: {result.results}")
         _check(settings, payloads, figures)

@@ -127,6 +127,7 @@ def test_the_repeated_hour_of_a_dst_change_loses_no_bar(
     assert result.status == "succeeded"
     rows = read_table(tf_settings, "time_series")
     assert len(rows) == 240
+    assert "_fold_ts" not in rows[0]  # a helper column of the model, never stored
     expected = [start + dt.timedelta(minutes=i) for i in range(240)]
     assert sorted(r["ts"] for r in rows) == expected
     # Each bar kept its own values: close i was the i-th listed (newest first).

@@ -132,3 +132,27 @@ def test_full_refresh_without_gate_never_shows_a_half_built_table(
     table = open_catalog(tf_settings).load_table(("market", "time_series"))
     assert "dataflow-rebuild" not in table.metadata.refs
     assert len(read_table(tf_settings, "time_series")) == expected
+
+
+def test_a_marker_left_by_a_commit_that_landed_deletes_nothing(
+    tf_settings: Settings, tf_store: ObjectStore
+) -> None:
+    # A kill after the catalog commit but before the marker's removal: the attempt committed.
+    land(tf_store, "time_series", [daily(dt.date(2024, 1, 1), 10)], received_at=T0,
+         run_id="r1", params=PARAMS)  # fmt: skip
+    transform(tf_settings, ["time_series"])
+    before = files_on_disk(tf_settings)
+    [name] = [Path(path).name for path in before]
+    commit_uuid = "-".join(name.split("-")[2:7])
+    folder = Path(tf_settings.warehouse_uri, "iceberg", "market", "time_series", "metadata")
+    (folder / "dataflow-attempts").mkdir(exist_ok=True)
+    marker = folder / "dataflow-attempts" / f"{commit_uuid}.json"
+    marker.write_text("{}")
+
+    land(tf_store, "time_series", [daily(dt.date(2024, 2, 1), 3)],
+         received_at=T0 + dt.timedelta(hours=1), run_id="r2", params=PARAMS)  # fmt: skip
+    transform(tf_settings, ["time_series"])
+
+    assert before <= files_on_disk(tf_settings)
+    assert not marker.exists()
+    assert len(read_table(tf_settings, "time_series")) == 13
