@@ -156,3 +156,21 @@ def test_a_marker_left_by_a_commit_that_landed_deletes_nothing(
     assert before <= files_on_disk(tf_settings)
     assert not marker.exists()
     assert len(read_table(tf_settings, "time_series")) == 13
+
+
+def test_full_refresh_of_a_new_table_in_several_batches_publishes_it(
+    tf_settings: Settings, tf_store: ObjectStore
+) -> None:
+    for number in range(3):
+        land(tf_store, "time_series", [daily(dt.date(2010 + number, 1, 1), 5)],
+             received_at=T0 + dt.timedelta(minutes=number), run_id=f"r{number}",
+             params=PARAMS)  # fmt: skip
+
+    result = transform(tf_settings, ["time_series"], full_refresh=True, batch_files=1)
+
+    assert result.results["transform"].details["tables"]["time_series"]["commits"] == 3
+    table = open_catalog(tf_settings).load_table(("market", "time_series"))
+    assert set(table.metadata.refs) == {"main"}
+    assert len(read_table(tf_settings, "time_series")) == 15
+    again = transform(tf_settings, ["time_series"])
+    assert again.results["transform"].details["tables"]["time_series"]["files"] == 0
