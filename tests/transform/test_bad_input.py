@@ -5,6 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -262,3 +265,25 @@ def test_json_nested_thousands_deep_is_set_aside(
     assert result.status == "succeeded"
     [parked] = quarantine(tf_settings)
     assert "nested too deep" in parked["reason"]
+
+
+@pytest.mark.parametrize("value", ["NaN", "1e23", "1e99"])
+def test_cli_transform_with_a_poison_volume_exits_0_now_and_later(
+    tf_settings: Settings, tf_store: ObjectStore, value: str
+) -> None:
+    land(
+        tf_store, "time_series",
+        [series("AAPL", [bar("2026-12-07 10:00:00"), bar("2026-12-07 10:01:00", volume=value)])],
+        received_at=T0, run_id="r1", params={"timezone": "UTC"},
+    )  # fmt: skip
+    env = {**os.environ, "DATAFLOW_PROJECT": str(tf_settings.project_dir)}
+    command = [sys.executable, "-m", "dataflow", "transform", "--tables", "time_series"]
+    for _ in range(2):
+        done = subprocess.run(
+            command, env=env, capture_output=True, text=True, timeout=180, check=False
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "Traceback" not in done.stderr
+    assert len(read_table(tf_settings, "time_series")) == 1
+    [parked] = quarantine(tf_settings)
+    assert f"volume is not a whole number within BIGINT: {value}" in parked["reason"]
