@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -54,7 +54,6 @@ class Resolution:
     duplicates: int = 0
     superseded: int = 0
     unfolded: int = 0
-    reasons: list[str] = field(default_factory=list)
 
 
 def record_index(path: str | None) -> int:
@@ -210,7 +209,6 @@ def _apply(
         if ERROR_COLUMN in bad.column_names:
             bad = bad.drop_columns([ERROR_COLUMN])
         out.rejected = bad.append_column(ERROR_COLUMN, reasons)
-        out.reasons = sorted(set(rejected.values()))[:5]
     return out
 
 
