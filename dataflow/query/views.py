@@ -141,7 +141,7 @@ def external_select(
             f"SELECT * FROM read_json({_list(files)}, "
             f"format = '{'newline_delimited' if ndjson else 'auto'}', "
             f"compression = '{'gzip' if gzip else 'auto'}', "
-            f"maximum_object_size = {JSON_MAX_OBJECT_SIZE}, {common})"
+            f"maximum_object_size = {JSON_MAX_OBJECT_SIZE}, {_json_columns(table)}{common})"
         )
     if kind == "csv":
         delimiter = table.parameters.get("delimiter")
@@ -156,6 +156,42 @@ def external_select(
         f"table {table.full_name} has classification {table.classification!r}; "
         "`dataflow query` reads json, csv and parquet"
     )
+
+
+def _json_columns(table: ExternalTable) -> str:
+    """``columns = {...}, `` when a column's objects hold keys equal but for case, else ``''``.
+
+    DuckDB's names are case-insensitive: a raw ``payload`` that is ``{"META": {...}}`` in a
+    multi-symbol answer and ``{"meta": {...}}`` in a single-symbol one cannot be one STRUCT
+    ("Duplicate name meta"). Such a column is read as JSON text (``payload ->> '$.meta'``)
+    and the others with their crawled types, so the table stays readable.
+    """
+    from dataflow.catalog import hivetypes
+
+    def clashes(kind: hivetypes.HiveType) -> bool:
+        if isinstance(kind, hivetypes.Array):
+            return clashes(kind.element)
+        if isinstance(kind, hivetypes.MapType):
+            return clashes(kind.value)
+        if isinstance(kind, hivetypes.Struct):
+            names = [name.lower() for name in kind.fields]
+            return len(set(names)) < len(names) or any(map(clashes, kind.fields.values()))
+        return False
+
+    def parsed(hive: str) -> hivetypes.HiveType:
+        try:
+            return hivetypes.parse(hive)
+        except ValueError:
+            return "string"
+
+    if not any(clashes(parsed(column.type)) for column in table.columns):
+        return ""
+    kinds = {
+        column.name: "JSON" if clashes(parsed(column.type)) else _duckdb_type(column.type)
+        for column in table.columns
+    }
+    listing = ", ".join(f"{quote_literal(n)}: {quote_literal(k)}" for n, k in kinds.items())
+    return f"columns = {{{listing}}}, "
 
 
 def _data_files(folder: str) -> list[str]:

@@ -125,7 +125,8 @@ def parse_body(body: bytes | str) -> tuple[Any, str]:
     """
     try:
         return json.loads(body, parse_constant=_reject_constant), "json"
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        # RecursionError: JSON nested thousands deep is kept as text, never a traceback.
         text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
         return text, "text"
 

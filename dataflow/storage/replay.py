@@ -153,8 +153,8 @@ def _load(path: Path) -> _Loaded:
     body, body_format = parse_body(raw)
     if body_format != "json":
         raise ConfigError(
-            f"{path}: is not JSON — raw import takes saved API responses (the JSON bodies "
-            "the API returned)"
+            f"{path}: is not JSON (or is nested too deep to read) — raw import takes saved API "
+            "responses (the JSON bodies the API returned)"
         )
     return _Loaded(path=path, raw=raw, body=body)
 

@@ -78,6 +78,7 @@ class FlattenStats:
     symbol_errors: int = 0
     non_json: int = 0
     empty: int = 0
+    set_aside: int = 0
 
     def add(self, other: FlattenStats) -> None:
         """Add ``other``'s counts to these."""
@@ -89,12 +90,26 @@ class FlattenStats:
         return dict(self.__dict__)
 
 
+@dataclass(frozen=True)
+class SetAside:
+    """A raw file (``line`` 0) or one line of it that cannot be read: no rows, one reason."""
+
+    key: str
+    line: int
+    reason: str
+
+
 @dataclass
 class RawBatch:
-    """The bodies of one batch of raw files (see :data:`BODIES_SCHEMA`), ready for SQL."""
+    """The bodies of one batch of raw files (see :data:`BODIES_SCHEMA`), ready for SQL.
+
+    ``set_aside`` lists the files and lines that could not be read at all (not gzip, not a
+    JSON object): they give no rows, and the stage records them in the quarantine.
+    """
 
     bodies: pa.Table
     stats: FlattenStats = field(default_factory=FlattenStats)
+    set_aside: list[SetAside] = field(default_factory=list)
 
     @property
     def records(self) -> int:
@@ -199,6 +214,12 @@ class _Bodies:
             values.append(row.get(column))
         self.lines.append(line)
 
+    def truncate(self, size: int) -> None:
+        """Forget the bodies added after the first ``size`` (an envelope that failed)."""
+        for values in self.columns.values():
+            del values[size:]
+        del self.lines[size:]
+
     def table(self) -> pa.Table:
         arrays = [pa.array(self.columns[f.name], f.type) for f in BODIES_SCHEMA]
         # One copy of the envelope texts; a multi-symbol envelope shares one bytes object.
@@ -229,8 +250,8 @@ def flatten_files(
 ) -> tuple[RawBatch, FlattenStats]:
     """Read whole raw files into the bodies of ``raw`` (see the module docstring).
 
-    Raises:
-        StorageError: a file is not gzip, or a line is not a JSON object.
+    A file that is not gzip, or a line that is not a JSON object, gives no rows and is listed
+    in ``RawBatch.set_aside`` with the reason (it never stops the batch).
 
     Example:
         >>> batch, stats = flatten_files(store, files)  # doctest: +SKIP
@@ -240,33 +261,59 @@ def flatten_files(
     """
     stats = FlattenStats()
     chunks: list[pa.Table] = []
+    set_aside: list[SetAside] = []
+
+    def read(info: RawFileInfo) -> bytes | StorageError:
+        try:
+            return _read(store, info.key)
+        except StorageError as exc:
+            return exc
+
     with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
-        texts = pool.map(lambda info: _read(store, info.key), files)
+        texts = pool.map(read, files)
         for info, text in zip(files, texts, strict=True):
             stats.files += 1
             stats.bytes += info.size
-            chunks.append(_flatten_file(info.key, text, stats))
+            if isinstance(text, StorageError):
+                # A file that cannot be read never blocks the others: it is set aside.
+                set_aside.append(SetAside(info.key, 0, str(text)))
+                continue
+            chunks.append(_flatten_file(info.key, text, stats, set_aside))
     bodies = pa.concat_tables(chunks) if chunks else _Bodies().table()
     # One body per record batch: the engine explodes batches in parallel, and a body can hold
     # thousands of records (the whole batch would otherwise be one task on one thread).
     bodies = pa.Table.from_batches(bodies.to_batches(max_chunksize=1), schema=bodies.schema)
-    batch = RawBatch(bodies=bodies, stats=stats)
+    stats.set_aside = len(set_aside)
+    batch = RawBatch(bodies=bodies, stats=stats, set_aside=set_aside)
     return batch, stats
 
 
-def _flatten_file(key: str, text: bytes, stats: FlattenStats) -> pa.Table:
+def _flatten_file(
+    key: str, text: bytes, stats: FlattenStats, set_aside: list[SetAside]
+) -> pa.Table:
     bodies = _Bodies()
     # Lines are numbered from 1 as written, blank lines not counted (RawWriter writes none).
     for number, (start, end) in enumerate(_lines(text), start=1):
         line = text[start:end]
         try:
             envelope = _parse(line)
-        except ValueError as exc:
-            raise StorageError(f"{key}:{number}: is not a JSON envelope ({exc})") from exc
+        except (ValueError, RecursionError) as exc:
+            # One unreadable line is set aside; the rest of the file goes on.
+            reason = "nested too deep" if isinstance(exc, RecursionError) else str(exc)[:200]
+            set_aside.append(SetAside(key, number, f"not a JSON envelope ({reason})"))
+            continue
         if not isinstance(envelope, dict):
-            raise StorageError(f"{key}:{number}: is not a JSON envelope (not an object)")
+            set_aside.append(SetAside(key, number, "not a JSON envelope (not an object)"))
+            continue
         stats.envelopes += 1
-        _flatten_envelope(bodies, stats, key, number, line, envelope)
+        mark, records = len(bodies.lines), stats.records
+        try:
+            _flatten_envelope(bodies, stats, key, number, line, envelope)
+        except (RecursionError, TypeError, ValueError) as exc:
+            bodies.truncate(mark)
+            stats.records = records
+            reason = "nested too deep" if isinstance(exc, RecursionError) else str(exc)[:200]
+            set_aside.append(SetAside(key, number, f"envelope cannot be read ({reason})"))
     return bodies.table()
 
 
@@ -425,6 +472,7 @@ __all__ = [
     "RECORD_LISTS",
     "FlattenStats",
     "RawBatch",
+    "SetAside",
     "effective_timezone",
     "flatten_files",
     "plan_batches",

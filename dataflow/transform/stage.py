@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
+    from pyiceberg.table import Table
 
     from dataflow.config import TransformSettings
     from dataflow.engines.base import Engine
@@ -34,6 +35,28 @@ if TYPE_CHECKING:
 log = logging.getLogger("dataflow.transform")
 
 NAMESPACE = "Dataflow/Transform"
+
+
+REBUILD_BRANCH = "dataflow-rebuild"
+"""The branch a ``--full-refresh`` without the quality gate builds a table on (then published)."""
+
+
+def _drop_branch(table: Table, name: str) -> None:
+    if name in table.metadata.refs:
+        with table.manage_snapshots() as manage:
+            manage.remove_branch(name)
+
+
+def _publish_rebuild(table: Table | None) -> None:
+    """Point ``main`` at the rebuilt table's head and drop the rebuild branch, in one commit."""
+    if table is None:
+        return
+    head = table.snapshot_by_name(REBUILD_BRANCH)
+    if head is None:
+        return
+    with table.manage_snapshots() as manage:
+        manage.set_current_snapshot(snapshot_id=head.snapshot_id)
+        manage.remove_branch(REBUILD_BRANCH)
 
 
 @dataclass
@@ -48,6 +71,10 @@ class TableStats:
     quarantined: int = 0
     replaced: int = 0
     skipped: int = 0
+    duplicates: int = 0
+    superseded: int = 0
+    unfolded: int = 0
+    set_aside: int = 0
     commits: int = 0
     error_envelopes: int = 0
     non_json: int = 0
@@ -108,7 +135,10 @@ class TransformStage:
             engine.close()
         total = TableStats(table="*")
         for item in stats:
-            for name in ("files", "bytes", "rows_in", "rows_out", "quarantined", "commits"):
+            for name in (
+                "files", "bytes", "rows_in", "rows_out", "quarantined", "commits",
+                "duplicates", "superseded", "set_aside",
+            ):  # fmt: skip
                 setattr(total, name, getattr(total, name) + getattr(item, name))
             total.error_envelopes += item.error_envelopes
             total.non_json += item.non_json
@@ -116,6 +146,13 @@ class TransformStage:
             f"{total.rows_out} rows into {sum(1 for s in stats if s.commits)} table(s) from "
             f"{total.files} file(s); {total.quarantined} quarantined"
         )
+        if total.duplicates or total.superseded:
+            message += (
+                f"; {total.duplicates} identical duplicate(s) collapsed, "
+                f"{total.superseded} superseded by a newer response"
+            )
+        if total.set_aside:
+            message += f"; {total.set_aside} unreadable raw file(s)/line(s) set aside"
         return StageResult(
             rows=total.rows_out,
             bytes=total.bytes,
@@ -124,6 +161,9 @@ class TransformStage:
             details={
                 "tables": {s.table: s.as_dict() for s in stats},
                 "quarantined": total.quarantined,
+                "duplicates": total.duplicates,
+                "superseded": total.superseded,
+                "set_aside": total.set_aside,
                 "error_envelopes": total.error_envelopes,
                 "non_json": total.non_json,
                 "full_refresh": full_refresh,
@@ -151,6 +191,8 @@ class TransformStage:
             key=lambda info: info.key,
         )
         table = load_table(catalog, namespace, model.target)
+        if table is not None and REBUILD_BRANCH in table.metadata.refs:
+            _drop_branch(table, REBUILD_BRANCH)  # a rebuild a crash cut short: never published
         if self.branch is not None and table is not None:
             from dataflow.quality.gate import start_audit
 
@@ -169,12 +211,20 @@ class TransformStage:
         log.info(
             "table %s: %d new raw file(s) in %d batch(es)", model.target, len(pending), len(batches)
         )
+        # A rebuild straight to main in several commits would show readers a half-built table:
+        # it is built on a branch of its own, and main moves to its head in one commit.
+        rebuild = full_refresh and self.branch is None and len(batches) > 1
+        branch = REBUILD_BRANCH if rebuild else self.branch
+        if rebuild and table is not None:
+            _drop_branch(table, REBUILD_BRANCH)
         for number, batch in enumerate(batches):
             consumed |= {info.key for info in batch}
             self._run_batch(
                 ctx, engine, catalog, namespace, model, batch, consumed, stats,
-                replace_all=full_refresh and number == 0,
+                replace_all=full_refresh and number == 0, branch=branch,
             )  # fmt: skip
+        if rebuild:
+            _publish_rebuild(load_table(catalog, namespace, model.target))
         return stats
 
     def _run_batch(
@@ -189,9 +239,13 @@ class TransformStage:
         stats: TableStats,
         *,
         replace_all: bool,
+        branch: str | None,
     ) -> None:
+        import pyarrow as pa
+
+        from dataflow.transform.duplicates import drop_fold_columns, resolve_duplicates
         from dataflow.transform.flatten import flatten_files
-        from dataflow.transform.raw_view import raw_relation
+        from dataflow.transform.raw_view import BODIES, raw_relation
         from dataflow.transform.writer import (
             QUARANTINE_KEY,
             check_output,
@@ -199,6 +253,7 @@ class TransformStage:
             ensure_quarantine,
             ensure_table,
             quarantine_rows,
+            set_aside_rows,
             split_rows,
         )
 
@@ -210,20 +265,35 @@ class TransformStage:
             check_output(model, output)
             good, rejected = split_rows(model, output)
             del output
-            if rejected.num_rows:
+            resolved = resolve_duplicates(engine, good, model.key, bodies=BODIES)
+            good = resolved.rows
+            if resolved.rejected is not None:
+                rejected = pa.concat_tables(
+                    [drop_fold_columns(rejected), resolved.rejected], promote_options="permissive"
+                )
+            if rejected.num_rows or raw.set_aside:
                 quarantine = ensure_quarantine(catalog, namespace)
+                parked = quarantine_rows(model, rejected, engine, ctx.run_id)
+                if raw.set_aside:
+                    for item in raw.set_aside:
+                        log.warning(
+                            "table %s: %s line %d set aside: %s",
+                            model.target, item.key, item.line, item.reason,
+                        )  # fmt: skip
+                    parked = pa.concat_tables([parked, set_aside_rows(model, raw, ctx.run_id)])
                 engine.upsert(
                     quarantine,
-                    quarantine_rows(model, rejected, engine, ctx.run_id),
+                    parked,
                     keys=QUARANTINE_KEY,
                     snapshot_properties={"dataflow.run_id": ctx.run_id},
                     branch=self.branch,
                 )
+        set_aside = len(raw.set_aside)
         del raw  # the envelope texts: free them before the commit builds its copies
         table = ensure_table(catalog, namespace, model, good.schema)
         result = commit_rows(
             engine, table, good, keys=model.key, consumed=consumed, run_id=ctx.run_id,
-            replace_all=replace_all, branch=self.branch,
+            replace_all=replace_all, branch=branch,
         )  # fmt: skip
         stats.files += flat.files
         stats.bytes += flat.bytes
@@ -231,7 +301,11 @@ class TransformStage:
         stats.rows_out += result.rows_written
         stats.replaced += result.rows_replaced
         stats.skipped += result.rows_skipped
-        stats.quarantined += rejected.num_rows
+        stats.quarantined += rejected.num_rows + set_aside
+        stats.set_aside += set_aside
+        stats.duplicates += resolved.duplicates
+        stats.superseded += resolved.superseded
+        stats.unfolded += resolved.unfolded
         stats.error_envelopes += flat.error_envelopes
         stats.non_json += flat.non_json
         stats.symbol_errors += flat.symbol_errors
@@ -293,4 +367,4 @@ class TransformStage:
         )
 
 
-__all__ = ["TableStats", "TransformStage"]
+__all__ = ["REBUILD_BRANCH", "TableStats", "TransformStage"]

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from pyiceberg.table import Table
 
     from dataflow.engines.base import Engine
+    from dataflow.transform.flatten import RawBatch
 
 QUARANTINE_TABLE = "quarantine"
 QUARANTINE_KEY = ("table_name", "_raw_key", "_raw_line", "_record_path")
@@ -79,10 +80,20 @@ def check_output(model: Model, rows: pa.Table) -> None:
 def split_rows(model: Model, rows: pa.Table) -> tuple[pa.Table, pa.Table]:
     """(good rows without ``_error``, rejected rows with their reason in ``_error``).
 
-    A row whose key column is NULL is rejected too: it could never be upserted. When every row
-    is good (the usual case) the rows are not copied.
+    A row whose key column is NULL is rejected too: it could never be upserted, and so is a
+    row holding NaN or an infinity in a floating-point column. When every row is good (the
+    usual case) the rows are not copied.
     """
     reason = rows.column(ERROR_COLUMN)
+    for name, column in zip(rows.column_names, rows.columns, strict=True):
+        # NaN and Infinity are never stored as numbers, whatever the model's SQL checked.
+        if pa.types.is_floating(column.type) and not name.startswith("_"):
+            finite = pc.is_finite(column)
+            if finite.null_count != len(finite) and not pc.all(finite).as_py():
+                bad_number = pc.if_else(
+                    pc.invert(pc.fill_null(finite, True)), f"{name} is not a finite number", None
+                )
+                reason = pc.coalesce(reason, bad_number)
     for key in model.key:
         column = rows.column(key)
         if column.null_count:
@@ -124,6 +135,29 @@ def quarantine_rows(model: Model, rejected: pa.Table, engine: Engine, run_id: st
     finally:
         engine.unregister("_df_rejected")
     return table.cast(QUARANTINE_SCHEMA)
+
+
+def set_aside_rows(model: Model, batch: RawBatch, run_id: str) -> pa.Table:
+    """Quarantine rows (in :data:`QUARANTINE_SCHEMA`) for the files and lines of ``batch``
+    that could not be read at all: ``_raw_line`` 0 is a whole file, ``_record_path`` is
+    empty, ``record`` NULL and ``reason`` says what is wrong."""
+    items = batch.set_aside
+    count = len(items)
+    return pa.table(
+        {
+            "table_name": [model.target] * count,
+            "reason": [f"raw file set aside: {item.reason}" for item in items],
+            "record": pa.nulls(count, pa.string()),
+            "symbol": pa.nulls(count, pa.string()),
+            "_raw_key": [item.key for item in items],
+            "_raw_line": pa.array([item.line for item in items], pa.int32()),
+            "_record_path": [""] * count,
+            "_run_id": pa.nulls(count, pa.string()),
+            "_received_at": pa.nulls(count, pa.timestamp("us", tz="UTC")),
+            "quarantine_run_id": [run_id] * count,
+        },
+        schema=QUARANTINE_SCHEMA,
+    )
 
 
 def ensure_table(catalog: Catalog, namespace: str, model: Model, schema: pa.Schema) -> Table:
@@ -192,5 +226,6 @@ __all__ = [
     "ensure_quarantine",
     "ensure_table",
     "quarantine_rows",
+    "set_aside_rows",
     "split_rows",
 ]

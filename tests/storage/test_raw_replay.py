@@ -97,7 +97,7 @@ def test_a_non_json_file_is_rejected_and_nothing_written(
 ) -> None:
     text = tmp_path / "saved.html"
     text.write_text("<html>502 Bad Gateway</html>")
-    with pytest.raises(ConfigError, match=r"saved\.html: is not JSON — raw import takes saved"):
+    with pytest.raises(ConfigError, match=r"saved\.html: is not JSON \(or is nested too deep"):
         import_responses(st_store, [st_samples / "price__ibm.json", text], endpoint="price")
     assert st_store.list() == []
 

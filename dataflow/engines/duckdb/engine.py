@@ -43,6 +43,7 @@ import duckdb
 import pyarrow as pa
 
 from dataflow.engines.base import CONTRACT_DIALECT, EngineCapabilities, WriteResult, translate
+from dataflow.engines.duckdb.attempts import finish, recover
 from dataflow.engines.duckdb.iceberg_io import (
     append_rows,
     cast_to,
@@ -187,6 +188,7 @@ class DuckDBEngine:
         missing = [key for key in keys if key not in rows.column_names]
         if missing:
             raise ModelError(f"table {table.name()[-1]}: key column(s) {missing} not in the rows")
+        recover(table)  # files of a commit a crash cut short (we hold the project lock)
         self.register("_df_incoming", rows)
         try:
             order = [c for c in LINEAGE_ORDER if c in rows.column_names]
@@ -216,6 +218,7 @@ class DuckDBEngine:
                 merge(self, table, txn, incoming, keys, order, props, result, target)
             self.before_commit(table)
             committed = txn.commit_transaction()
+            finish(txn, table.io)
             if staged and committed.metadata.snapshots:
                 with committed.manage_snapshots() as manage:
                     manage.create_branch(committed.metadata.snapshots[-1].snapshot_id, ref)
@@ -254,6 +257,7 @@ class DuckDBEngine:
         head = table.snapshot_by_name(ref)
         if head is None or not keys_rows.num_rows:
             return 0
+        recover(table)
         gone = keys_rows.select(list(keys))
         prune = prune_filter(gone, keys, max_values=MAX_PLAN_VALUES)
         planned = plan_tasks(table, prune, head.snapshot_id)
@@ -297,6 +301,7 @@ class DuckDBEngine:
                     overwrite.append_data_file(data_file)
         self.before_commit(table)
         txn.commit_transaction()
+        finish(txn, table.io)
         return deleted
 
 

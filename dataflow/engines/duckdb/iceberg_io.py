@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from dataflow.engines.duckdb.attempts import mark
 from dataflow.engines.duckdb.pruning import is_text
 
 MIN_RUN_ROWS = 4096
@@ -214,6 +215,8 @@ def write_data_files(
         _COMPATIBLE.add(checked)
     if not rows.num_rows:
         return []
+    # The attempt is recognisable until it commits (see dataflow.engines.duckdb.attempts).
+    mark(txn, commit_uuid)
     target: int = property_as_int(  # type: ignore[assignment]  # has a default
         meta.properties,
         TableProperties.WRITE_TARGET_FILE_SIZE_BYTES,

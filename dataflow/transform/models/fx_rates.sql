@@ -12,14 +12,14 @@ WITH src AS (
 SELECT
     CAST(endpoint AS VARCHAR) AS kind,
     CAST(symbol AS VARCHAR) AS symbol,
-    to_timestamp(TRY_CAST(r ->> 'timestamp' AS BIGINT)) AS ts,
+    try(to_timestamp(TRY_CAST(r ->> 'timestamp' AS BIGINT))) AS ts,
     TRY_CAST(r ->> 'rate' AS DOUBLE) AS rate,
     TRY_CAST(r ->> 'amount' AS DOUBLE) AS amount,
     CAST(split_part(symbol, '/', 1) AS VARCHAR) AS currency_base,
     CAST(NULLIF(split_part(symbol, '/', 2), '') AS VARCHAR) AS currency_quote,
     NULLIF(concat_ws('; ',
         CASE WHEN symbol IS NULL THEN 'no symbol in the answer or request' END,
-        CASE WHEN TRY_CAST(r ->> 'timestamp' AS BIGINT) IS NULL THEN 'timestamp is not a Unix time: ' || COALESCE(r ->> 'timestamp', 'null') END,
+        CASE WHEN try(to_timestamp(TRY_CAST(r ->> 'timestamp' AS BIGINT))) IS NULL THEN 'timestamp is not a Unix time: ' || left(COALESCE(r ->> 'timestamp', 'null'), 80) END,
         CASE WHEN TRY_CAST(r ->> 'rate' AS DOUBLE) IS NULL THEN 'rate is not a number: ' || COALESCE(r ->> 'rate', 'null') END,
         CASE WHEN r ->> 'amount' IS NOT NULL AND TRY_CAST(r ->> 'amount' AS DOUBLE) IS NULL THEN 'amount is not a number: ' || (r ->> 'amount') END
     ), '') AS _error,

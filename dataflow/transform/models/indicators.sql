@@ -18,6 +18,11 @@ v AS (
         *,
         r ->> 'datetime' AS s_datetime,
         TRY_CAST(r ->> 'datetime' AS TIMESTAMP) AS local_ts,
+        CASE
+            WHEN length(r ->> 'datetime') IN (10, 19) THEN NULL
+            WHEN regexp_matches(r ->> 'datetime', '([zZ]|[+-][0-9]{2}(:?[0-9]{2})?|\s(UTC|GMT))$')
+                THEN TRY_CAST(r ->> 'datetime' AS TIMESTAMPTZ)
+        END AS zoned_ts,
         list_filter(json_keys(r), lambda k: k <> 'datetime') AS outputs
     FROM src
 )
@@ -29,6 +34,7 @@ SELECT
     CAST(COALESCE(m ->> 'interval', p ->> 'interval') AS VARCHAR) AS interval,
     CASE
         WHEN length(s_datetime) = 10 THEN timezone('UTC', local_ts)
+        WHEN zoned_ts IS NOT NULL THEN zoned_ts
         ELSE timezone(_tz, local_ts)
     END AS ts,
     map_from_entries(list_transform(outputs, lambda k: struct_pack(
@@ -37,7 +43,7 @@ SELECT
     NULLIF(concat_ws('; ',
         CASE WHEN symbol IS NULL THEN 'no symbol in the answer or request' END,
         CASE WHEN COALESCE(m ->> 'interval', p ->> 'interval') IS NULL THEN 'no interval' END,
-        CASE WHEN local_ts IS NULL THEN 'datetime is not a date-time: ' || COALESCE(s_datetime, 'null') END,
+        CASE WHEN local_ts IS NULL AND zoned_ts IS NULL THEN 'datetime is not a date-time: ' || left(COALESCE(s_datetime, 'null'), 80) END,
         CASE WHEN _tz IS NULL THEN 'unknown time zone in the request or meta.exchange_timezone' END,
         CASE WHEN len(list_filter(outputs, lambda k:
                 json_extract_string(r, '$."' || k || '"') IS NOT NULL
