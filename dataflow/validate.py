@@ -436,6 +436,14 @@ def _ping_database(url: str, key: str) -> str | None:
 
 
 def _driver_url(url: str) -> str:
+    import sqlalchemy as sa
+
+    try:  # Dataflow's own parameters (the project, its schema) are not the driver's
+        parsed = sa.make_url(url)
+        mine = [key for key in parsed.query if key.startswith("dataflow_")]
+        url = parsed.difference_update_query(mine).render_as_string(hide_password=False)
+    except sa.exc.ArgumentError:
+        pass  # create_engine reports it
     if url.startswith(("postgresql://", "postgres://")):
         return "postgresql+psycopg://" + url.split("://", 1)[1]
     return url
