@@ -156,7 +156,8 @@ class SparkEngine:
             raise
         except Exception as exc:
             if type(exc).__module__.startswith(("pyspark", "py4j")):
-                message = str(exc).strip().splitlines()
+                java = getattr(exc, "java_exception", None)
+                message = str(java.toString() if java is not None else exc).strip().splitlines()
                 first = next((line for line in message if line.strip()), type(exc).__name__)
                 raise ModelError(f"{model_name(text)} failed on Spark: {first[:400]}") from None
             raise
@@ -291,6 +292,12 @@ class SparkEngine:
         try:
             deduped = spark.table("_df_source").count()
             result = WriteResult(rows_skipped=rows.num_rows - deduped)
+            if not has_ref and target != self.identifier(table):
+                # A branch of a table with no snapshot yet cannot be named; Iceberg creates it
+                # on the first write-audit-publish commit to it (main stays empty meanwhile).
+                self._insert_new_branch(spark, table, target, props)
+                result.rows_written = deduped
+                return result
             if replace_all or not has_ref:
                 verb = "INSERT OVERWRITE" if replace_all and has_ref else "INSERT INTO"
                 with self.commit_properties(props):
@@ -322,6 +329,20 @@ class SparkEngine:
             return result
         finally:
             spark.catalog.dropTempView("_df_source")
+
+    def _insert_new_branch(
+        self, spark: SparkSession, table: Table, target: str, props: dict[str, str]
+    ) -> None:
+        branch = target.rsplit(".", 1)[1].strip("`")[len("branch_") :]
+        plain = self.identifier(table)
+        if table.properties.get("write.wap.enabled") != "true":
+            spark.sql(f"ALTER TABLE {plain} SET TBLPROPERTIES ('write.wap.enabled' = 'true')")
+        spark.conf.set("spark.wap.branch", branch)
+        try:
+            with self.commit_properties(props):
+                spark.sql(f"INSERT INTO {plain} SELECT * FROM _df_source")
+        finally:
+            spark.conf.unset("spark.wap.branch")
 
     @staticmethod
     def _newer(order: Sequence[str]) -> str:
