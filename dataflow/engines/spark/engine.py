@@ -290,24 +290,25 @@ class SparkEngine:
         )
         spark.sql(source).createOrReplaceTempView("_df_source")
         try:
-            deduped = spark.table("_df_source").count()
-            result = WriteResult(rows_skipped=rows.num_rows - deduped)
-            if not has_ref and target != self.identifier(table):
-                # A branch of a table with no snapshot yet cannot be named; Iceberg creates it
-                # on the first write-audit-publish commit to it (main stays empty meanwhile).
-                self._insert_new_branch(spark, table, target, props)
-                result.rows_written = deduped
-                return result
+            result = WriteResult()
             if replace_all or not has_ref:
-                verb = "INSERT OVERWRITE" if replace_all and has_ref else "INSERT INTO"
-                with self.commit_properties(props):
-                    spark.sql(f"{verb} {target} SELECT * FROM _df_source")
-                result.rows_written = deduped
+                if not has_ref and target != self.identifier(table):
+                    # A branch of a table with no snapshot cannot be named yet; Iceberg creates
+                    # it on the first write-audit-publish commit (main stays empty meanwhile).
+                    self._insert_new_branch(spark, table, target, props)
+                else:
+                    verb = "INSERT OVERWRITE" if replace_all and has_ref else "INSERT INTO"
+                    with self.commit_properties(props):
+                        spark.sql(f"{verb} {target} SELECT * FROM _df_source")
+                # The commit's own count (no second pass over the batch).
+                result.rows_written = self._added_records(table, target)
+                result.rows_skipped = rows.num_rows - result.rows_written
                 return result
             match = " AND ".join(f"t.{_q(k)} <=> s.{_q(k)}" for k in keys)
             newer = self._newer(order)
             counts = spark.sql(
-                f"SELECT count_if(t._df_hit IS NULL) AS added, count_if(t._df_hit AND {newer}) "
+                f"SELECT count_if(t._df_hit IS NULL) AS added, "
+                f"count_if(t._df_hit AND {newer}) "
                 f"AS replaced FROM _df_source s LEFT JOIN (SELECT {key_list}, "
                 f"{', '.join(_q(c) for c in order) or '1 AS _df_none'}, true AS _df_hit "
                 f"FROM {target}) t ON {match}"
@@ -315,7 +316,7 @@ class SparkEngine:
             added, replaced = int(counts["added"] or 0), int(counts["replaced"] or 0)
             result.rows_written = added + replaced
             result.rows_replaced = replaced
-            result.rows_skipped += deduped - added - replaced
+            result.rows_skipped = rows.num_rows - added - replaced
             if not result.rows_written:
                 return result  # nothing newer: no commit, the bookmark stays where it was
             updates = ", ".join(f"t.{_q(c)} = s.{_q(c)}" for c in columns)
@@ -329,6 +330,16 @@ class SparkEngine:
             return result
         finally:
             spark.catalog.dropTempView("_df_source")
+
+    @staticmethod
+    def _added_records(table: Table, target: str) -> int:
+        from pyiceberg.table.refs import MAIN_BRANCH
+
+        ref = target.rsplit(".", 1)[1].strip("`")[len("branch_") :] if ".`branch_" in target else ""
+        table.refresh()
+        snapshot = table.snapshot_by_name(ref or MAIN_BRANCH)
+        summary = snapshot.summary if snapshot is not None else None
+        return int(summary.get("added-records", "0") or 0) if summary is not None else 0
 
     def _insert_new_branch(
         self, spark: SparkSession, table: Table, target: str, props: dict[str, str]

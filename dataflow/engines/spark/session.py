@@ -176,7 +176,9 @@ def _start(master: str, jars: list[str], user_conf: dict[str, str]) -> SparkSess
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
         "spark.sql.sources.partitionOverwriteMode": "static",
-        "spark.sql.shuffle.partitions": "8",
+        # Batches are bounded (transform.batch_files): few partitions, few tiny tasks.
+        "spark.sql.shuffle.partitions": "4",
+        "spark.sql.adaptive.enabled": "true",
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
         "spark.driver.host": "127.0.0.1" if master.startswith(("local", "spark://127.")) else "",
