@@ -69,8 +69,12 @@ def java_home() -> str:
 
 def check_pyspark() -> None:
     """Fail clearly when pyspark is not installed (it is imported only after this)."""
-    if importlib.util.find_spec("pyspark") is None:
-        raise ConfigError(f"engine spark needs pyspark, which is not installed — {EXTRA_HINT}")
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        raise ConfigError(
+            f"engine spark needs pyspark, which is not installed — {EXTRA_HINT}"
+        ) from None
 
 
 def runtime_jar() -> Path:
