@@ -24,9 +24,10 @@ if TYPE_CHECKING:
     from dataflow.config import Settings
 
 
-def _duckdb(*, settings: Settings | None = None, **options: Any) -> Engine:
+def _duckdb(**options: Any) -> Engine:
     from dataflow.engines.duckdb import DuckDBEngine
 
+    options.pop("settings", None)  # everything DuckDB needs comes with each call
     return DuckDBEngine(**options)
 
 

@@ -157,15 +157,16 @@ def _fix(node: exp.Expression, where: str) -> exp.Expression:
             raise ModelError(f"{where}: Spark cannot run {UNSUPPORTED[name]} — use engine: duckdb")
         if name == "timezone" and len(node.expressions) == 2:
             zone, value = node.expressions
-            return exp.func("to_utc_timestamp", value, zone)
+            return exp.Anonymous(this="to_utc_timestamp", expressions=[value, zone])
     if isinstance(node, (exp.Cast, exp.TryCast)):
         target = node.to
         if target.this == exp.DataType.Type.JSON:
-            return node.this
+            inner: exp.Expression = node.this
+            return inner
         if target.this == exp.DataType.Type.TIMESTAMPNTZ:
             node.set("to", exp.DataType.build("TIMESTAMP", dialect="spark"))
     if isinstance(node, exp.UnixToTime) and not node.args.get("scale"):
-        return exp.func("timestamp_seconds", node.this)
+        return exp.Anonymous(this="timestamp_seconds", expressions=[node.this])
     if isinstance(node, exp.JSONPathKey) and "||" in str(node.this):
         raise ModelError(f"{where}: Spark cannot run a JSON path built at run time — use DuckDB")
     if isinstance(node, exp.Star) and node.args.get("except"):

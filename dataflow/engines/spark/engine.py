@@ -179,10 +179,8 @@ class SparkEngine:
         thread-local map is set here directly (Py4J pins each Python thread to one JVM thread,
         and Spark commits a statement's write on the thread that ran it).
         """
-        jvm = self._spark.sparkContext._jvm  # type: ignore[attr-defined]
-        holder = jvm.java.lang.Class.forName(_COMMIT_METADATA).getDeclaredField(
-            "COMMIT_PROPERTIES"
-        )
+        jvm: Any = self._spark.sparkContext._jvm
+        holder = jvm.java.lang.Class.forName(_COMMIT_METADATA).getDeclaredField("COMMIT_PROPERTIES")
         holder.setAccessible(True)
         local = holder.get(None)
         values = jvm.java.util.HashMap()
@@ -253,7 +251,7 @@ class SparkEngine:
         try:
             yield spark
         finally:
-            manager = spark._jsparkSession.sessionState().catalogManager()  # type: ignore[attr-defined]
+            manager = spark._jsparkSession.sessionState().catalogManager()
             with contextlib.suppress(Exception):
                 if manager.isCatalogRegistered(spark_session.CATALOG):
                     manager.catalog(spark_session.CATALOG).icebergCatalog().close()

@@ -147,7 +147,8 @@ def spark_home() -> Path:
     """The installed pyspark folder (``SPARK_HOME``: ``bin/spark-class``, ``jars/``)."""
     check_pyspark()
     spec = importlib.util.find_spec("pyspark")
-    assert spec is not None and spec.submodule_search_locations
+    assert spec is not None
+    assert spec.submodule_search_locations
     return Path(next(iter(spec.submodule_search_locations)))
 
 

@@ -43,9 +43,13 @@ S3_HINT = (
     "(see docs/engines.md, 'S3')"
 )
 
-_lock = threading.Lock()
-_root: SparkSession | None = None
-_root_key: tuple[str, ...] = ()
+
+class _Jvm:
+    """The process's root session (its JVM) and the master and conf it was started with."""
+
+    lock = threading.Lock()
+    root: SparkSession | None = None
+    key: tuple[str, ...] = ()
 
 
 def jdbc_uri(url: str) -> tuple[str, str, dict[str, str]]:
@@ -133,7 +137,6 @@ def session(settings: Settings) -> SparkSession:
         ConfigError: Java, pyspark, the runtime jar or the JDBC driver is missing, the master is
             unreachable, or the warehouse is on S3.
     """
-    global _root, _root_key
     runtime.check_pyspark()
     conf, kind = catalog_conf(settings)
     jars = [str(runtime.runtime_jar()), str(runtime.jdbc_jar(kind))]
@@ -144,15 +147,15 @@ def session(settings: Settings) -> SparkSession:
     os.environ.setdefault("PYSPARK_PYTHON", _python())
     master = settings.spark.master
     check_master(master)
-    key = (master, *sorted(settings.spark.conf.items()))  # type: ignore[arg-type]
-    with _lock:
-        if _root is not None and _root_key != key:
-            _root.stop()
-            _root = None
-        if _root is None:
-            _root = _start(master, jars, settings.spark.conf)
-            _root_key = key
-        spark = _root.newSession()
+    key = (master, *(f"{k}={v}" for k, v in sorted(settings.spark.conf.items())))
+    with _Jvm.lock:
+        if _Jvm.root is not None and _Jvm.key != key:
+            _Jvm.root.stop()
+            _Jvm.root = None
+        if _Jvm.root is None:
+            _Jvm.root = _start(master, jars, settings.spark.conf)
+            _Jvm.key = key
+        spark = _Jvm.root.newSession()
     for name, value in conf.items():
         spark.conf.set(name, value)
     return spark
@@ -200,11 +203,10 @@ def _start(master: str, jars: list[str], user_conf: dict[str, str]) -> SparkSess
 
 def stop() -> None:
     """Stop the process's Spark JVM (the next :func:`session` starts another)."""
-    global _root
-    with _lock:
-        if _root is not None:
-            _root.stop()
-            _root = None
+    with _Jvm.lock:
+        if _Jvm.root is not None:
+            _Jvm.root.stop()
+            _Jvm.root = None
 
 
 __all__ = ["CATALOG", "S3_HINT", "catalog_conf", "check_master", "jdbc_uri", "session", "stop"]

@@ -1,4 +1,4 @@
-"""Spark tests run only where the `spark` extra and Java are installed (`make test` installs them)."""
+"""Spark tests run where the `spark` extra and Java are installed (`make test` installs both)."""
 
 from __future__ import annotations
 

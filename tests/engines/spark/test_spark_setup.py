@@ -88,7 +88,8 @@ def test_without_java_the_error_says_how_to_install_it(project: Path) -> None:
     env = {"PATH": path, "JAVA_HOME": ""}
     result = _dataflow("transform", "--engine", "spark", "--project", str(project), env=env)
     line = _one_line_error(result)
-    assert "Java 17" in line and "openjdk-17-jre-headless" in line
+    assert "Java 17" in line
+    assert "openjdk-17-jre-headless" in line
 
 
 def test_an_unreachable_master_is_reported_within_30_seconds(project: Path) -> None:
@@ -117,10 +118,11 @@ def test_an_s3_warehouse_is_refused_with_the_reason(project: Path) -> None:
 
 def test_the_runtime_jar_is_verified_and_a_wrong_one_refused(tmp_path: Path) -> None:
     jar = runtime.runtime_jar()
-    assert jar.name == runtime.RUNTIME_JAR and jar.stat().st_size == 47_157_008
+    assert jar.name == runtime.RUNTIME_JAR
+    assert jar.stat().st_size == 47_157_008
     fake = tmp_path / runtime.RUNTIME_JAR
     fake.write_bytes(b"not a jar")
-    with pytest.raises(ConfigError, match="checksum .* is not the pinned"):
+    with pytest.raises(ConfigError, match=r"checksum .* is not the pinned"):
         runtime.verify_jar(fake)
     with pytest.raises(ConfigError, match="missing"):
         runtime.verify_jar(tmp_path / "absent.jar")
@@ -169,7 +171,8 @@ def test_transform_runs_on_a_standalone_cluster(project: Path, cluster: str) -> 
     result = _dataflow(
         "transform", "--engine", "spark", "--tables", "quotes,time_series",
         "--project", str(project), "--format", "json",
-        env={"DATAFLOW__SPARK__MASTER": cluster, "DATAFLOW__SPARK__CONF__SPARK.EXECUTOR.MEMORY": "512m"},
+        env={"DATAFLOW__SPARK__MASTER": cluster,
+             "DATAFLOW__SPARK__CONF__SPARK.EXECUTOR.MEMORY": "512m"},
         timeout=420,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
@@ -178,4 +181,5 @@ def test_transform_runs_on_a_standalone_cluster(project: Path, cluster: str) -> 
     settings = load_settings(project, env={})
     table = open_catalog(settings).load_table(("market", "time_series"))
     rows = table.scan().to_arrow()
-    assert rows.num_rows == 10 and set(rows.column("symbol").to_pylist()) == {"TSLA"}
+    assert rows.num_rows == 10
+    assert set(rows.column("symbol").to_pylist()) == {"TSLA"}

@@ -102,7 +102,8 @@ def test_spark_builds_the_same_tables_as_duckdb(projects: dict[str, Settings]) -
     # The bookmark rides on Spark's own commit, and names every raw file consumed.
     table = open_catalog(spark).load_table(("market", "time_series"))
     summary = table.current_snapshot().summary  # type: ignore[union-attr]
-    assert summary is not None and summary.get(BOOKMARK_PROPERTY)
+    assert summary is not None
+    assert summary.get(BOOKMARK_PROPERTY)
     reference = open_catalog(duck).load_table(("market", "time_series"))
     assert read_bookmark(table) == read_bookmark(reference) != set()
 
@@ -150,9 +151,7 @@ KEYS_Q = ["table_name", "_raw_key", "_raw_line", "_record_path"]
 
 def test_audit_branch_commit_leaves_main_empty(tmp_path: Path) -> None:
     settings = _settings(tmp_path / "p", "spark")
-    import_responses(
-        open_store(settings), [SAMPLES / "quote__aapl_2022.json"], endpoint="quote"
-    )
+    import_responses(open_store(settings), [SAMPLES / "quote__aapl_2022.json"], endpoint="quote")
     result = run_pipeline(
         settings, RunOptions(), stages=[TransformStage(tables=["quotes"], branch="audit")]
     )
@@ -160,7 +159,8 @@ def test_audit_branch_commit_leaves_main_empty(tmp_path: Path) -> None:
     table = open_catalog(settings).load_table(("market", "quotes"))
     assert table.snapshot_by_name("main") is None
     audit = table.snapshot_by_name("audit")
-    assert audit is not None and audit.summary is not None
+    assert audit is not None
+    assert audit.summary is not None
     assert audit.summary.get(BOOKMARK_PROPERTY)
     assert [r["symbol"] for r in _rows(settings, "quotes", "audit")] == ["AAPL"]
 
@@ -171,6 +171,7 @@ def test_a_model_spark_cannot_run_is_named_and_commits_nothing(tmp_path: Path) -
     with pytest.raises(StageError) as failed:
         run_pipeline(settings, RunOptions(), stages=[TransformStage(tables=["indicators"])])
     message = str(failed.value)
-    assert "model indicators" in message and "json_merge_patch" in message
+    assert "model indicators" in message
+    assert "json_merge_patch" in message
     catalog = open_catalog(settings)
     assert not catalog.table_exists(("market", "indicators"))
