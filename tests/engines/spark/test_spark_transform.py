@@ -8,12 +8,15 @@ other, so each reads what the other committed.
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from dataflow.catalog.iceberg import open_catalog
 from dataflow.config import Settings, load_settings
@@ -175,3 +178,48 @@ def test_a_model_spark_cannot_run_is_named_and_commits_nothing(tmp_path: Path) -
     assert "json_merge_patch" in message
     catalog = open_catalog(settings)
     assert not catalog.table_exists(("market", "indicators"))
+
+
+@pytest.fixture
+def pg_database(postgres_url: str) -> Iterator[str]:
+    """A fresh database on the suite's PostgreSQL server; dropped afterwards."""
+    name = f"df_{secrets.token_hex(4)}"
+    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    try:
+        yield sa.make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE {name} WITH (FORCE)")
+        admin.dispose()
+
+
+def test_postgres_catalog_and_a_full_refresh(tmp_path: Path, pg_database: str) -> None:
+    settings = load_settings(
+        tmp_path / "p", overrides={"engine": "spark", "metadata.url": pg_database}, env={}
+    )
+    store = open_store(settings)
+    import_responses(store, [SAMPLES / "time_series__daily_tsla_keys_sorted.json"],
+                     endpoint="time_series")  # fmt: skip
+    first = run_pipeline(settings, RunOptions(), stages=[TransformStage(tables=["time_series"])])
+    assert first.status == "succeeded"
+    assert not (Path(settings.warehouse_uri) / "dataflow.db").exists(), "nothing in SQLite"
+    table = open_catalog(settings).load_table(("market", "time_series"))
+    assert table.scan().to_arrow().num_rows == 10
+
+    # --full-refresh: one INSERT OVERWRITE replaces the content, with the bookmark on it.
+    again = run_pipeline(
+        settings,
+        RunOptions(full_refresh=True),
+        stages=[TransformStage(tables=["time_series"], full_refresh=True)],
+    )
+    assert again.results["transform"].details["tables"]["time_series"]["rows_out"] == 10
+    table = open_catalog(settings).load_table(("market", "time_series"))
+    assert table.scan().to_arrow().num_rows == 10
+    current = table.current_snapshot()
+    assert current is not None
+    assert current.summary is not None
+    assert current.summary.operation.value == "overwrite"
+    assert current.summary.get(BOOKMARK_PROPERTY)
+    assert len(read_bookmark(table)) == 1
