@@ -140,7 +140,8 @@ def _swap_raw_views(text: str) -> str:
             if subject == "meta":
                 meta = list(fields)
             else:
-                record = [f for f in fields[0] if f != "symbol" or "symbol" in fields[0]]
+                record = list(fields[0])  # the declared fields, and "symbol" (always read)
+        # A model may declare "symbol" itself: try the fields as read, then without it.
         for record_fields in (record, [f for f in record if f != "symbol"]):
             duck = raw_view.raw_select_sql(source, record_fields=record_fields, meta_fields=meta)
             if duck in text:
