@@ -37,11 +37,16 @@ from sqlglot.errors import SqlglotError
 from dataflow.errors import ModelError
 
 UNSUPPORTED = {
-    "json_merge_patch": "json_merge_patch(...) (Spark has no JSON patch that keeps value types)",
+    "json_merge_patch": "json_merge_patch(...) other than dropping one member (Spark has no "
+    "JSON patch that keeps value types)",
     "json_transform": "json_transform(...) (use the model's '-- record:' header instead)",
-    "list_transform": "list_transform(...) with a JSON path built per element",
 }
 """DuckDB functions refused on Spark: name -> what the message says."""
+
+_DROP_MEMBER = re.compile(r"json_merge_patch\((\w+) -> '(\w+)', '\{\"(\w+)\": null\}'\)")
+"""``json_merge_patch(m -> 'k', '{"name": null}')``: the object at ``k`` without ``name``."""
+_DYNAMIC_PATH = re.compile(r"json_extract_string\((\w+), '\$\.\"' \|\| (\w+) \|\| '\"'\)")
+"""``json_extract_string(r, '$."' || k || '"')``: a member named at run time."""
 
 _TARGET = re.compile(r"^\s*--\s*target:\s*(\S+)", re.MULTILINE)
 _SHAPE = re.compile(r"json_transform\((\w+|CAST\(.*?\)), '(.*?)'\)(?= AS _recs| AS meta_rec)", re.S)
@@ -156,6 +161,24 @@ def _fix(node: exp.Expression, where: str) -> exp.Expression:
         name = node.name.lower()
         if name in UNSUPPORTED:
             raise ModelError(f"{where}: Spark cannot run {UNSUPPORTED[name]} — use engine: duckdb")
+        if name == "_df_drop_member":
+            # Spark writes the object back compactly, in its own order, as DuckDB does.
+            value, member = node.expressions
+            pattern = exp.Literal.string(f'"{member.name}":"(?:[^"\\\\]|\\\\.)*",?')
+            dropped = exp.Anonymous(
+                this="regexp_replace", expressions=[value, pattern, exp.Literal.string("")]
+            )
+            return exp.Anonymous(
+                this="regexp_replace",
+                expressions=[dropped, exp.Literal.string(",}$"), exp.Literal.string("}")],
+            )
+        if name == "_df_member":
+            record, key = node.expressions
+            path = exp.Anonymous(
+                this="concat",
+                expressions=[exp.Literal.string("$['"), key, exp.Literal.string("']")],
+            )
+            return exp.Anonymous(this="get_json_object", expressions=[record, path])
         if name == "timezone" and len(node.expressions) == 2:
             zone, value = node.expressions
             return exp.Anonymous(this="to_utc_timestamp", expressions=[value, zone])
@@ -166,6 +189,8 @@ def _fix(node: exp.Expression, where: str) -> exp.Expression:
             return inner
         if target.this == exp.DataType.Type.TIMESTAMPNTZ:
             node.set("to", exp.DataType.build("TIMESTAMP", dialect="spark"))
+    if isinstance(node, exp.Length) and isinstance(node.this, exp.ArrayFilter):
+        return exp.ArraySize(this=node.this)  # DuckDB len(list); Spark's length is for text
     if isinstance(node, exp.UnixToTime) and not node.args.get("scale"):
         return exp.Anonymous(this="timestamp_seconds", expressions=[node.this])
     if isinstance(node, exp.JSONPathKey) and "||" in str(node.this):
@@ -183,6 +208,10 @@ def to_spark(text: str) -> str:
     """
     where = model_name(text)
     text = _swap_raw_views(text)
+    # Rewritten before parsing: sqlglot reads "f(m -> 'k')" as a lambda, and cuts a JSON path
+    # concatenated at run time into a literal key.
+    text = _DROP_MEMBER.sub(r"_df_drop_member(json_extract(\1, '$.\2'), '\3')", text)
+    text = _DYNAMIC_PATH.sub(r"_df_member(\1, \2)", text)
     # The Spark form of raw is already Spark SQL: keep it out of the DuckDB parser.
     pieces = re.split(r"(\nWITH b AS \(\n    SELECT _raw_key.*?\nFROM u\n)", text, flags=re.S)
     placeholders: dict[str, str] = {}
@@ -198,7 +227,9 @@ def to_spark(text: str) -> str:
     for tree in trees:
         if tree is None:
             continue
-        sql = tree.transform(lambda node: _fix(node, where)).sql(dialect="spark")
+        fixed = tree.transform(lambda node: _fix(node, where))
+        # Twice: a replaced node's own children are not visited by the first pass.
+        sql = fixed.transform(lambda node: _fix(node, where)).sql(dialect="spark")
         for key, spark in placeholders.items():
             sql = sql.replace(f"SELECT * FROM {key}", spark)
         out.append(sql)

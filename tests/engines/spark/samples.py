@@ -16,11 +16,13 @@ SAMPLE_FILES: list[tuple[str, str, str | None, dict[str, str]]] = [
     ("eod__vxx_cboe.json", "eod", None, {}),
     ("error__400_invalid_interval.json", "time_series", "IBM", {}),
     ("exchange_rate__usd_jpy.json", "exchange_rate", None, {}),
+    ("macd__aapl_1min.json", "macd", None, {}),
     ("price__batch_aapl_msft.json", "price", None, {}),
     ("price__ibm.json", "price", "IBM", {}),
     ("quote__aapl_2022.json", "quote", None, {}),
     ("quote__batch_two_invalid_symbols.json", "quote", None, {}),
     ("quote__ibm_2021_legacy_shape.json", "quote", None, {}),
+    ("rsi__aapl_1min.json", "rsi", None, {}),
     ("stocks__aapl_show_plan.json", "stocks", None, {}),
     ("time_series__batch_1h_spx_aapl.json", "time_series", "SPX,AAPL", {}),
     ("time_series__daily_ibm_2021_no_mic_code.json", "time_series", None, {}),
@@ -32,8 +34,8 @@ SAMPLE_FILES: list[tuple[str, str, str | None, dict[str, str]]] = [
 ]
 """(sample file, endpoint, symbol asked, extra request params): what the transform tests use."""
 
-SPARK_TABLES = ["time_series", "quotes", "prices", "eod", "fx_rates", "stocks"]
-"""Tables the samples fill whose models Spark runs (indicators: not yet, see docs/engines.md)."""
+SPARK_TABLES = ["time_series", "quotes", "prices", "eod", "fx_rates", "stocks", "indicators"]
+"""Tables the samples fill (every model the samples reach)."""
 
 FLOAT_TOLERANCE = 1e-9
 """Relative tolerance of float comparisons between engines."""

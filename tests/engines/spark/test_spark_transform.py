@@ -168,16 +168,28 @@ def test_audit_branch_commit_leaves_main_empty(tmp_path: Path) -> None:
     assert [r["symbol"] for r in _rows(settings, "quotes", "audit")] == ["AAPL"]
 
 
+MERGED_MODEL = """-- target: merged_quotes
+-- sources: quote
+-- key: symbol
+SELECT CAST(symbol AS VARCHAR) AS symbol,
+    CAST(json_merge_patch(CAST(record AS JSON), '{"x": 1}') AS VARCHAR) AS patched,
+    NULL AS _error, _raw_key, _raw_line, _record_path, _run_id, _received_at
+FROM raw
+"""
+
+
 def test_a_model_spark_cannot_run_is_named_and_commits_nothing(tmp_path: Path) -> None:
     settings = _settings(tmp_path / "p", "spark")
-    import_responses(open_store(settings), [SAMPLES / "rsi__aapl_1min.json"], endpoint="rsi")
+    (settings.project_dir / "models").mkdir(parents=True)
+    (settings.project_dir / "models" / "merged_quotes.sql").write_text(MERGED_MODEL)
+    import_responses(open_store(settings), [SAMPLES / "quote__aapl_2022.json"], endpoint="quote")
     with pytest.raises(StageError) as failed:
-        run_pipeline(settings, RunOptions(), stages=[TransformStage(tables=["indicators"])])
+        run_pipeline(settings, RunOptions(), stages=[TransformStage(tables=["merged_quotes"])])
     message = str(failed.value)
-    assert "model indicators" in message
+    assert "model merged_quotes" in message
     assert "json_merge_patch" in message
     catalog = open_catalog(settings)
-    assert not catalog.table_exists(("market", "indicators"))
+    assert not catalog.table_exists(("market", "merged_quotes"))
 
 
 @pytest.fixture
