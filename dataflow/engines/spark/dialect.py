@@ -11,6 +11,9 @@ DuckDB (the contract)            sqlglot's Spark output           what runs here
 ``to_timestamp(epoch)``          ``CAST(FROM_UNIXTIME(…))``       ``timestamp_seconds(epoch)``
 ===============================  ===============================  ==============================
 
+Also fixed: ``json_merge_patch(m -> 'k', '{"name": null}')`` (a member dropped from the JSON text),
+a JSON path concatenated per row, ``len(list)`` (docs/engines.md lists them all).
+
 The relation ``raw`` (:func:`dataflow.transform.raw_view.raw_select_sql`) is DuckDB-specific
 (``* EXCLUDE``, ``json_transform``, ``unnest`` + ``generate_subscripts``); :func:`to_spark`
 recognises its text and puts :func:`raw_select_sql` (the same rows, in Spark SQL: ``from_json``
