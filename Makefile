@@ -23,11 +23,13 @@ run: $(STAMP)
 	@test -f $(DEMO)/dataflow.yaml || $(BIN)/dataflow init $(DEMO)
 	$(BIN)/dataflow run --project $(DEMO)
 
-## make test: set up and run the whole test suite
+## make test: set up and run the whole test suite (with the `spark` extra: the Spark engine's tests)
 test: $(STAMP) system-deps
+	$(BIN)/pip install --quiet -e '.[dev,postgres,spark]'
 	$(BIN)/pytest -q
 
-## system-deps: Debian packages the tests use (PostgreSQL server, Chromium for the browser tests)
+## system-deps: Debian packages the tests use (PostgreSQL server, Chromium for the browser tests,
+## Java 17 and the JDBC drivers of the Spark engine)
 system-deps:
 	@bash scripts/system-deps.sh
 

@@ -371,10 +371,33 @@ class CatalogSettings(_Model):
     )
 
 
+class EngineName(StrEnum):
+    """The engine that runs the SQL models (see docs/engines.md)."""
+
+    DUCKDB = "duckdb"
+    """Embedded, in this process: the default, fastest on one machine."""
+    SPARK = "spark"
+    """Apache Spark (``local[*]`` or a cluster at ``spark.master``); needs the ``spark`` extra."""
+
+
+class SparkSettings(_Model):
+    """The Spark session of ``engine: spark``."""
+
+    master: str = Field(
+        "local[*]", description="Spark master: local[*], spark://host:7077, yarn, k8s://…"
+    )
+    conf: dict[str, str] = Field(
+        default_factory=dict,
+        description="Spark properties passed to the session as is (memory, executors, I/O…).",
+    )
+
+
 class TransformSettings(_Model):
     """The transform stage."""
 
-    engine: str = Field("duckdb", description="SQL engine that runs the models.")
+    engine: EngineName | None = Field(
+        None, description="Engine of the transform only (default: the top-level engine)."
+    )
     batch_files: int = Field(
         200, ge=1, description="Raw files read per batch (bounds memory on any input size)."
     )
@@ -650,6 +673,8 @@ class Settings(_Model):
     storage: StorageSettings = Field(default_factory=StorageSettings)
     metadata: MetadataSettings = Field(default_factory=MetadataSettings)
     catalog: CatalogSettings = Field(default_factory=CatalogSettings)
+    engine: EngineName = Field(EngineName.DUCKDB, description="duckdb or spark (docs/engines.md).")
+    spark: SparkSettings = Field(default_factory=SparkSettings)
     transform: TransformSettings = Field(default_factory=TransformSettings)
     query: QuerySettings = Field(default_factory=QuerySettings)
     quality: QualitySettings = Field(default_factory=QualitySettings)

@@ -43,6 +43,29 @@ ProjectOption = Annotated[
 FormatOption = Annotated[
     OutputFormat, typer.Option("--format", help="Output format: table or json.")
 ]
+EngineOption = Annotated[
+    str | None,
+    typer.Option(
+        "--engine",
+        help="Engine of the transform: duckdb or spark (default: `engine:` in dataflow.yaml).",
+    ),
+]
+
+
+def engine_overrides(engine: str | None) -> dict[str, Any]:
+    """Settings overrides of ``--engine`` (the top-level engine and the transform's own).
+
+    Example:
+        >>> engine_overrides("spark")
+        {'engine': 'spark', 'transform.engine': 'spark'}
+        >>> engine_overrides(None)
+        {}
+    """
+    if engine is None:
+        return {}
+    return {"engine": engine, "transform.engine": engine}
+
+
 DebugOption = Annotated[
     bool, typer.Option("--debug", help="Show tracebacks on errors.", hidden=True)
 ]

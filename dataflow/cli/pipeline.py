@@ -9,10 +9,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from dataflow.cli.common import (
+    EngineOption,
     FormatOption,
     OutputFormat,
     ProjectOption,
     console,
+    engine_overrides,
     handle_errors,
     human_size,
     print_json,
@@ -71,8 +73,12 @@ def _command(only: str | None, doc: str) -> Callable[..., None]:
         symbols: SymbolsOption = None,
         progress: ProgressOption = True,
         output: FormatOption = OutputFormat.TABLE,
+        engine: EngineOption = None,
     ) -> None:
-        _execute(project, start, end, full_refresh, endpoints, symbols, progress, output, only)
+        _execute(
+            project, start, end, full_refresh, endpoints, symbols, progress, output, only,
+            engine=engine,
+        )  # fmt: skip
 
     command.__doc__ = doc
     return command
@@ -88,12 +94,14 @@ def _execute(
     progress: bool,
     output: OutputFormat,
     only: str | None,
+    *,
+    engine: str | None = None,
 ) -> None:
     from dataflow.monitor.logs import configure_logging
     from dataflow.pipeline import RunOptions, default_stages, run_pipeline
     from dataflow.sources.twelvedata.ingest import IngestStage
 
-    settings = settings_for(project)
+    settings = settings_for(project, **engine_overrides(engine))
     configure_logging(level=settings.logging.level, rich_console=console(stderr=True))
     options = RunOptions(
         start=_parse_when(start, "--start"),

@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from dataflow.cli.common import (
+    EngineOption,
     FormatOption,
     OutputFormat,
     ProjectOption,
     console,
+    engine_overrides,
     handle_errors,
     print_json,
     print_table,
@@ -65,6 +67,7 @@ def transform(
     full_refresh: FullRefreshOption = False,
     no_gate: NoGateOption = False,
     output: FormatOption = OutputFormat.TABLE,
+    engine: EngineOption = None,
 ) -> None:
     """Transform new raw files into the Iceberg clean tables (upsert, bookmarked).
 
@@ -77,7 +80,7 @@ def transform(
     from dataflow.transform.models import discover_models, select_models
     from dataflow.transform.writer import QUARANTINE_TABLE
 
-    settings = settings_for(project)
+    settings = settings_for(project, **engine_overrides(engine))
     chosen = [t.strip() for t in tables.split(",") if t.strip()] if tables else None
     # Bad names fail before a run.
     targets = [m.target for m in select_models(discover_models(settings.project_dir), chosen)]

@@ -15,23 +15,30 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dataflow.engines.base import Engine
 from dataflow.errors import ConfigError
+
+if TYPE_CHECKING:
+    from dataflow.config import Settings
 
 
 def _duckdb(**options: Any) -> Engine:
     from dataflow.engines.duckdb import DuckDBEngine
 
+    options.pop("settings", None)  # everything DuckDB needs comes with each call
     return DuckDBEngine(**options)
 
 
-def _spark(**_options: Any) -> Engine:
-    raise ConfigError(
-        "engine 'spark' is not available yet — use engine: duckdb (the Spark engine will "
-        "implement the same interface; SQL models already translate with sqlglot)"
-    )
+def _spark(*, settings: Settings | None = None, **options: Any) -> Engine:
+    # Checked before pyspark is imported, so a missing extra is one line, not a traceback.
+    from dataflow.engines.spark.runtime import check_pyspark
+
+    check_pyspark()
+    from dataflow.engines.spark.engine import SparkEngine
+
+    return SparkEngine(settings=settings, **options)
 
 
 _ENGINES: dict[str, Callable[..., Engine]] = {"duckdb": _duckdb, "spark": _spark}
@@ -48,15 +55,17 @@ def engine_names() -> list[str]:
     return sorted(_ENGINES)
 
 
-def get_engine(name: str, **options: Any) -> Engine:
+def get_engine(name: str, *, settings: Settings | None = None, **options: Any) -> Engine:
     """A new engine called ``name``.
 
     Args:
-        name: ``duckdb`` (``spark`` is reserved and not available yet).
+        name: ``duckdb`` or ``spark`` (docs/engines.md).
+        settings: the project's settings (Spark reads its catalog, warehouse and ``spark:``).
         options: engine-specific options (DuckDB: ``memory_limit``, ``threads``).
 
     Raises:
-        ConfigError: unknown name (with the closest known names), or an engine not available.
+        ConfigError: unknown name (with the closest known names), or an engine that cannot
+            start here (one line naming what is missing and how to install it).
 
     Example:
         >>> get_engine("duckdb", threads=2).name
@@ -71,7 +80,7 @@ def get_engine(name: str, **options: Any) -> Engine:
             else f"known engines: {', '.join(engine_names())}"
         )
         raise ConfigError(f"unknown engine {name!r} — {hint}")
-    return factory(**options)
+    return factory(settings=settings, **options)
 
 
 __all__ = ["engine_names", "get_engine"]

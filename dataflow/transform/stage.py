@@ -120,7 +120,7 @@ class TransformStage:
         catalog = open_catalog(ctx.settings)
         if self.branch is not None:
             self._start_quarantine_audit(catalog, namespace, self.branch)
-        engine = get_engine(config.engine)
+        engine = get_engine(config.engine or ctx.settings.engine, settings=ctx.settings)
         stats: list[TableStats] = []
         try:
             for model in models:

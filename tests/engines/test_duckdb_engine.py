@@ -18,7 +18,7 @@ def test_registry_finds_duckdb_and_explains_the_rest() -> None:
         engine.close()
     with pytest.raises(ConfigError, match="did you mean 'duckdb'"):
         get_engine("duckbd")
-    with pytest.raises(ConfigError, match="not available yet"):
+    with pytest.raises(ConfigError, match=r"needs the project's settings|dataflow-etl\[spark\]"):
         get_engine("spark")
 
 
