@@ -194,8 +194,11 @@ def check_symbols(
     return f"{total} symbol(s) in {len(td.symbols)} group(s)", problems
 
 
-def check_models(settings: Settings, engine: Engine) -> tuple[str, list[str]]:
-    """Every enabled model compiles on an empty ``raw`` and returns its key and lineage."""
+def check_models(
+    settings: Settings, engine: Engine, *, spark: bool = False
+) -> tuple[str, list[str]]:
+    """Every enabled model compiles on an empty ``raw`` and returns its key and lineage (and,
+    with ``spark``, translates to Spark SQL)."""
     from dataflow.storage.objectstore import LocalStore
     from dataflow.transform.flatten import flatten_files
     from dataflow.transform.models import discover_models, select_models
@@ -214,6 +217,10 @@ def check_models(settings: Settings, engine: Engine) -> tuple[str, list[str]]:
                 engine, empty, record_fields=model.record_fields, meta_fields=model.meta_fields
             ):
                 check_output(model, engine.sql(model.sql))
+            if spark:
+                from dataflow.engines.spark.dialect import to_spark
+
+                to_spark(model.sql)
         except DataflowError as exc:
             text = str(exc)
             problems.append(text if model.origin in text else f"{model.origin}: {text}")
@@ -497,11 +504,20 @@ def validate_settings(
         engine_check = Check("engine")
         engine: Engine | None = None
         started = time.perf_counter()
+        name = settings.transform.engine or settings.engine
         try:
-            engine = get_engine(settings.transform.engine)
-            engine_check.detail = settings.transform.engine
+            if name == "spark":
+                # Starting a JVM to validate costs seconds: check what a session needs, and
+                # compile the models in the contract dialect, then translate them for Spark.
+                from dataflow.engines.spark.session import check_ready
+
+                check_ready(settings)
+                engine = get_engine("duckdb")
+            else:
+                engine = get_engine(name)
+            engine_check.detail = name
         except DataflowError as exc:
-            engine_check.problems.append(f"transform.engine: {exc}")
+            engine_check.problems.append(f"engine: {exc}")
         engine_check.seconds = time.perf_counter() - started
         checks.append(_finish(engine_check))
         if engine is None:
@@ -509,7 +525,7 @@ def validate_settings(
         else:
             compiler = engine
             try:
-                step("models", lambda: check_models(settings, compiler))
+                step("models", lambda: check_models(settings, compiler, spark=name == "spark"))
             finally:
                 engine.close()
     step("rulesets", lambda: check_rulesets(settings))

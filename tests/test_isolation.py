@@ -101,6 +101,7 @@ def test_a_project_refuses_another_projects_warehouse(alpha: Path, tmp_path: Pat
     shared = tmp_path / "alpha-copy"
     shutil.copytree(alpha, shared, symlinks=True)
     # beta keeps its own metadata but points its warehouse at alpha's (copied) folder.
+    (tmp_path / "beta-state").mkdir()  # a metadata folder outside the project must exist
     beta = make_project(
         tmp_path / "beta",
         "beta",

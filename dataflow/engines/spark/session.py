@@ -130,6 +130,20 @@ def check_master(master: str, timeout: float = MASTER_TIMEOUT) -> None:
     )
 
 
+def check_ready(settings: Settings) -> None:
+    """Everything a session needs, checked without starting one (``dataflow validate``).
+
+    Raises:
+        ConfigError: as :func:`session`.
+    """
+    runtime.check_pyspark()
+    _, kind = catalog_conf(settings)
+    runtime.runtime_jar()
+    runtime.jdbc_jar(kind)
+    runtime.java_home()
+    check_master(settings.spark.master)
+
+
 def session(settings: Settings) -> SparkSession:
     """A new Spark session for ``settings``' project (the JVM is shared within the process).
 
