@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from dataflow.crashpoints import crashpoint
 from dataflow.errors import DataflowError, StageError, TerminalError
 
 if TYPE_CHECKING:
@@ -226,13 +227,16 @@ def run_pipeline(
                 message=result.message,
                 details=result.details,
             )
+            crashpoint("pipeline.after_stage_record")
             if result.status == "failed":
                 run_status = "failed"
                 break
             if result.status == "partial":
                 run_status = "partial"
         message = str(failure) if failure else _summary(results)
+        crashpoint("pipeline.before_run_record")
         record = runs.finish_run(ctx.run_id, status=run_status, message=message)
+        crashpoint("pipeline.after_run_record")
         ctx.metrics.record("Dataflow/Pipeline", "RunFailed", 1.0 if failure else 0.0, "Count")
         _after_run(ctx, record, run_status, transformed="transform" in results)
         log.info("run %s %s", ctx.run_id, run_status)

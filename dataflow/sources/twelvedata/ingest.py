@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from dataflow.crashpoints import crashpoint
 from dataflow.errors import (
     AuthError,
     DailyLimitError,
@@ -219,6 +220,7 @@ class IngestStage:
         manifest.finished_at = dt.datetime.now(dt.UTC)
         status = {"daily": "partial", "auth": "failed"}.get(stop or "", "succeeded")
         manifest.status = status
+        crashpoint("ingest.before_final_manifest")
         write_manifest(ctx.store, manifest)
         seconds = time.perf_counter() - started
         self._record_metrics(ctx, state, seconds)
@@ -402,6 +404,7 @@ class IngestStage:
             stats.bytes += raw.bytes
         state.manifest.record_files(files)
         write_manifest(state.writer.store, state.manifest)
+        crashpoint("ingest.after_manifest")
         self._advance_durable(state, marks)
 
     def _advance_durable(self, state: IngestState, marks: Any) -> None:
@@ -413,6 +416,7 @@ class IngestStage:
             for key, when in pending.advances.items():
                 merged[key] = max(when, merged.get(key, when))
         marks.advance(merged, run_id=state.run_id)
+        crashpoint("ingest.after_watermark")
         state.pending = [p for p in state.pending if p not in ready]
 
     def _record_metrics(self, ctx: RunContext, state: IngestState, seconds: float) -> None:
