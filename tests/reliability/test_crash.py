@@ -45,9 +45,10 @@ def _killed_stage(project: Path, run_id_before: set[str]) -> str:
     for record in runs(project):
         if record.run_id in run_id_before:
             continue
-        if record.trigger and record.stages:
-            return str(record.stages[-1].stage)
-        return "startup"
+        if not record.stages:
+            return "startup"
+        last = record.stages[-1]
+        return str(last.stage) if last.status == "running" else f"after {last.stage}"
     return "before-run"
 
 
@@ -59,7 +60,7 @@ def test_kill_at_crash_point_then_rerun_is_clean(harness: Harness, point: str) -
     assert killed.returncode == -signal.SIGKILL, (
         f"crash point {target} was not reached\n{killed.explain()}"
     )
-    stage = _killed_stage(project, set())
+    stage = point.split(".", maxsplit=1)[0]
     before = raw_files(project)
     rerun = dataflow(project, "run")
     assert rerun.returncode == 0, rerun.explain()
