@@ -20,12 +20,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from tests.reliability.harness import (
     Harness,
     base_env,
     dataflow,
+    full_campaign,
     raw_files,
     report,
     runs,
@@ -64,6 +66,7 @@ def test_two_runs_at_once_one_refuses_clearly_and_nothing_is_corrupted(harness: 
     assert found.clean, found.as_dict()
 
 
+@pytest.mark.skipif(not full_campaign(), reason="make reliability only (keeps make test short)")
 def test_run_and_transform_at_once_the_second_waits_and_both_succeed(harness: Harness) -> None:
     project = harness.project()
     results = _both(project, ["run"], ["transform"])
@@ -113,7 +116,7 @@ def test_eight_readers_see_one_snapshot_while_commits_land(harness: Harness) -> 
     for thread in threads:
         thread.start()
     try:
-        for symbols in ("MSFT", "EUR/USD", "BTC/USD,AAPL"):
+        for symbols in ("MSFT", "EUR/USD", "BTC/USD,AAPL")[: 3 if full_campaign() else 2]:
             done = dataflow(project, "run", "--symbols", symbols)
             assert done.returncode == 0, done.explain()
     finally:
@@ -130,7 +133,7 @@ def test_eight_readers_see_one_snapshot_while_commits_land(harness: Harness) -> 
     assert not errors, errors[:5]
     assert len(seen) >= 80
     assert not torn, (torn, published)
-    assert len(published) >= 4  # the test saw commits land, not one still table
+    assert len(published) >= 3  # the test saw commits land, not one still table
 
 
 def test_a_fire_while_a_manual_run_holds_the_lock_is_recorded(harness: Harness) -> None:

@@ -28,7 +28,7 @@ from tests.reliability.harness import (
     spawn,
 )
 
-QUICK_POINTS = ("ingest.after_raw_write", "transform.before_commit", "publish.after_table")
+QUICK_POINTS = ("ingest.after_raw_write", "publish.after_table")
 NTH = {"ingest.after_raw_write": 3, "transform.after_commit": 4, "publish.after_table": 2}
 """Later hits of points reached many times in one run: land mid-way, not at the first."""
 UNREACHED = {"transform.after_quarantine"}
@@ -74,17 +74,17 @@ def test_kill_at_crash_point_then_rerun_is_clean(harness: Harness, point: str) -
 
 
 def _random_kills() -> list[int]:
-    return list(range(54 if full_campaign() else 3))
+    return list(range(54 if full_campaign() else 2))
 
 
 @pytest.mark.parametrize("case", _random_kills())
 def test_kill_at_a_random_moment_then_rerun_is_clean(harness: Harness, case: int) -> None:
     rng = random.Random(1000 + case)
-    project = harness.project(f"random{case:03d}")
-    # Every other case kills a --full-refresh run over tables an earlier run already built:
-    # the replace-everything path must survive a kill as well as a first build does.
+    # Odd cases kill a --full-refresh run over the tables the case before left complete: the
+    # replace-everything path must survive a kill as well as a first build does.
+    project = harness.project(f"random{case // 2:03d}")
     refresh = case % 2 == 1
-    if refresh:
+    if refresh and not runs(project):
         first = dataflow(project, "run")
         assert first.returncode == 0, first.explain()
     known = {r.run_id for r in runs(project)}
