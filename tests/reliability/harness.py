@@ -315,6 +315,8 @@ class Harness:
         self.sim = sim
         self.root = root
         self._reference: dict[str, Any] | None = None
+        self.run_seconds = 8.0
+        """How long the clean reference run took from its start to its record (on this machine)."""
         self._count = 0
 
     @property
@@ -331,6 +333,7 @@ class Harness:
             project = self.project("reference")
             done = dataflow(project, "run")
             assert done.returncode == 0, done.explain()
+            self.run_seconds = max(2.0, runs(project)[0].duration_s or 0.0)
             self._reference = read_tables(project)
         return self._reference
 
