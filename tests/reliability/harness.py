@@ -125,6 +125,16 @@ def write_project(root: Path, url: str, **twelvedata: Any) -> Path:
     return root
 
 
+def some_endpoints(*names: str) -> dict[str, Any]:
+    """The ``endpoints`` setting with only these of the defaults enabled (a lighter project)."""
+    from dataflow.config import default_endpoints
+
+    return {
+        name: {**spec.model_dump(mode="json", exclude_none=True), "enabled": name in names}
+        for name, spec in default_endpoints().items()
+    }
+
+
 def base_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DATAFLOW_")}
     env.update(TWELVEDATA_API_KEY=API_KEY, NO_COLOR="1", COLUMNS="200", **extra)
@@ -314,9 +324,10 @@ class Harness:
     def __init__(self, sim: SimulatorServer, root: Path) -> None:
         self.sim = sim
         self.root = root
-        self._reference: dict[str, Any] | None = None
-        self.run_seconds = 8.0
-        """How long the clean reference run took from its start to its record (on this machine)."""
+        self._references: dict[str, dict[str, Any]] = {}
+        self._configs: dict[Path, dict[str, Any]] = {}
+        self.run_seconds: dict[str, float] = {}
+        """How long each clean reference run took from its start to its record (this machine)."""
         self._count = 0
 
     @property
@@ -325,17 +336,23 @@ class Harness:
 
     def project(self, name: str | None = None, **twelvedata: Any) -> Path:
         self._count += 1
-        return write_project(self.root / (name or f"p{self._count:03d}"), self.url, **twelvedata)
+        path = write_project(self.root / (name or f"p{self._count:03d}"), self.url, **twelvedata)
+        self._configs[path] = twelvedata
+        return path
 
-    def reference(self) -> dict[str, Any]:
-        """The tables of one uninterrupted run (built once per session)."""
-        if self._reference is None:
-            project = self.project("reference")
+    def reference(self, **twelvedata: Any) -> dict[str, Any]:
+        """The tables of one uninterrupted run of a project so configured (built once)."""
+        key = json.dumps(twelvedata, sort_keys=True, default=str)
+        if key not in self._references:
+            project = self.project(f"reference{len(self._references)}", **twelvedata)
             done = dataflow(project, "run")
             assert done.returncode == 0, done.explain()
-            self.run_seconds = max(2.0, runs(project)[0].duration_s or 0.0)
-            self._reference = read_tables(project)
-        return self._reference
+            self.run_seconds[key] = max(2.0, runs(project)[0].duration_s or 0.0)
+            self._references[key] = read_tables(project)
+        return self._references[key]
+
+    def reference_of(self, project: Path) -> dict[str, Any]:
+        return self.reference(**self._configs.get(project, {}))
 
     def check(self, project: Path, before: dict[str, str] | None = None) -> Findings:
         """Every invariant of the module docstring on project (after its clean rerun)."""
@@ -357,7 +374,7 @@ class Harness:
         replayed = replay(project, self.root / f"replay{self._count:03d}")
         found.differences_replay = compare(tables, replayed, RUN_SPECIFIC)
         found.differences_reference = compare(
-            tables, self.reference(), LINEAGE | RUN_SPECIFIC, skip=TIME_OF_RECEIPT
+            tables, self.reference_of(project), LINEAGE | RUN_SPECIFIC, skip=TIME_OF_RECEIPT
         )
         found.stale_lock = lock_state(project)
         found.running_runs = [r.run_id for r in runs(project) if r.status == "running"]
