@@ -44,8 +44,10 @@ def summarize(lines: list[dict[str, Any]]) -> str:
     kills = [c for c in lines if c["kind"] in ("crash_point", "random_kill")]
     stages = Counter(str(c.get("stage")) for c in kills)
     out.append("")
+    live = len(kills) - stages.get("finished", 0)
     out.append(
-        f"kill -9: {len(kills)} ({', '.join(f'{s} {n}' for s, n in sorted(stages.items()))})"
+        f"kill -9: {len(kills)}, {live} of them into a live run "
+        f"({', '.join(f'{s} {n}' for s, n in sorted(stages.items()))})"
     )
     faults: Counter[str] = Counter()
     for case in lines:
