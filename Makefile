@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO ?= demo
 
-.PHONY: run test check bench setup clean system-deps
+.PHONY: run test check bench reliability setup clean system-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,5 +45,14 @@ bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,postgres,bench]'
 	$(BIN)/python bench/run.py
 
+## make reliability: the whole crash, concurrency and fault campaign (>= 50 kill -9, every crash
+## point, every fault profile; `make test` runs a quick subset); prints the figures that
+## docs/reliability.md records, from reliability-report.jsonl
+reliability: $(STAMP)
+	rm -f reliability-report.jsonl
+	DATAFLOW_RELIABILITY=full DATAFLOW_RELIABILITY_REPORT=$(CURDIR)/reliability-report.jsonl \
+		$(BIN)/pytest -q -m reliability tests/reliability -p no:cacheprovider
+	$(BIN)/python tests/reliability/summarize.py reliability-report.jsonl
+
 clean:
-	rm -rf $(VENV) $(DEMO) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(DEMO) .mypy_cache .ruff_cache .pytest_cache reliability-report.jsonl

@@ -34,12 +34,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from dataflow.crashpoints import crashpoint
 from dataflow.errors import DataflowError, StageError, TerminalError
 
 if TYPE_CHECKING:
     from types import FrameType
-
-if TYPE_CHECKING:
     from pathlib import Path
 
     from dataflow.config import Settings
@@ -341,6 +340,7 @@ def _run_stages(
             message=result.message,
             details=result.details,
         )
+        crashpoint("pipeline.after_stage_record")
         where.stage = None
         if result.status == "failed":
             run_status = "failed"
@@ -348,8 +348,10 @@ def _run_stages(
         if result.status == "partial":
             run_status = "partial"
     message = str(failure) if failure else _summary(results)
+    crashpoint("pipeline.before_run_record")
     record = runs.finish_run(ctx.run_id, status=run_status, message=message)
     where.recorded = True
+    crashpoint("pipeline.after_run_record")
     failed = 1.0 if failure or run_status in FAILED_STATUSES else 0.0
     ctx.metrics.record("Dataflow/Pipeline", "RunFailed", failed, "Count")
     _after_run(ctx, record, run_status, transformed="transform" in results)

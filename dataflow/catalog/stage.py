@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from dataflow.crashpoints import crashpoint
+
 if TYPE_CHECKING:
     from dataflow.pipeline import RunContext, StageResult
 
@@ -27,6 +29,7 @@ class CrawlStage:
         started = time.perf_counter()
         results = crawl_raw_zone(ctx.store, ExternalCatalog(ctx.db), source="twelvedata")
         changed = [r for r in results if r.changed]
+        crashpoint("crawl.after_stage")
         for result in results:
             dims = {"table": result.table}
             ctx.metrics.record("Dataflow/Crawl", "FilesRead", result.files_read, "Count", dims)

@@ -29,6 +29,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from dataflow.crashpoints import crashpoint
+
 if TYPE_CHECKING:
     import datetime as dt
 
@@ -80,6 +82,7 @@ class QualityStage:
                     keys=keys.get(name), now=self.now,
                 )  # fmt: skip
                 audits.append(audit)
+                crashpoint("quality.after_audit")
                 _log(audit)
         self._record_metrics(ctx, audits)
         blocked = [a for a in audits if not a.approved]
@@ -93,6 +96,7 @@ class QualityStage:
                 f"{a.table} ({', '.join(a.failed_rules)})" for a in blocked
             )
         ctx.metrics.record(NAMESPACE, "Seconds", time.perf_counter() - started, "Seconds")
+        crashpoint("quality.after_stage")
         return StageResult(
             status="partial" if blocked else "succeeded",
             rows=sum(a.result.rows for a in checked if a.result),
@@ -161,6 +165,7 @@ class PublishStage:
                 continue
             try:
                 published[name] = publish(table)
+                crashpoint("publish.after_table")
             except QualityError as exc:
                 refused[name] = str(exc)
         for name, snapshot in published.items():
@@ -169,6 +174,7 @@ class PublishStage:
             log.error("table %s not published: %s", name, reason)
         ctx.metrics.record(NAMESPACE, "TablesPublished", float(len(published)), "Count")
         ctx.metrics.record(NAMESPACE, "TablesBlocked", float(len(refused)), "Count")
+        crashpoint("publish.after_stage")
         message = f"{len(published)} table(s) published"
         if refused:
             message += "; not published: " + "; ".join(f"{n} {r}" for n, r in refused.items())

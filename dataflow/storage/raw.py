@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
+from dataflow.crashpoints import crashpoint
 from dataflow.errors import ConfigError, ImmutableError, StorageError
 
 if TYPE_CHECKING:
@@ -356,6 +357,7 @@ class RawWriter:
             break
         else:
             raise StorageError(f"run {self.run_id}: no free raw file name under {endpoint}")
+        crashpoint("ingest.after_raw_write")
         raw_file = RawFile(
             key=key,
             endpoint=endpoint,

@@ -23,6 +23,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from dataflow.crashpoints import crashpoint
+
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
     from pyiceberg.table import Table
@@ -288,13 +290,16 @@ class TransformStage:
                     snapshot_properties={"dataflow.run_id": ctx.run_id},
                     branch=self.branch,
                 )
+                crashpoint("transform.after_quarantine")
         set_aside = len(raw.set_aside)
         del raw  # the envelope texts: free them before the commit builds its copies
         table = ensure_table(catalog, namespace, model, good.schema)
+        crashpoint("transform.before_commit")
         result = commit_rows(
             engine, table, good, keys=model.key, consumed=consumed, run_id=ctx.run_id,
             replace_all=replace_all, branch=branch,
         )  # fmt: skip
+        crashpoint("transform.after_commit")
         stats.files += flat.files
         stats.bytes += flat.bytes
         stats.rows_in += flat.records

@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from dataflow.crashpoints import crashpoint
 from dataflow.errors import (
     ApiError,
     AuthError,
@@ -278,6 +279,7 @@ class IngestStage:
         manifest.finished_at = dt.datetime.now(dt.UTC)
         status = _status(state, stop)
         manifest.status = status
+        crashpoint("ingest.before_final_manifest")
         write_manifest(ctx.store, manifest)
         # everything is in raw files and every watermark advanced: the journal has done its job
         journal.close(delete=not state.pending and not state.writer.pending)
@@ -504,6 +506,7 @@ class IngestStage:
             stats.bytes += raw.bytes
         state.manifest.record_files(files)
         write_manifest(state.writer.store, state.manifest)
+        crashpoint("ingest.after_manifest")
         self._advance_durable(state, marks)
 
     def _advance_durable(self, state: IngestState, marks: Any) -> None:
@@ -515,6 +518,7 @@ class IngestStage:
             for key, when in pending.advances.items():
                 merged[key] = max(when, merged.get(key, when))
         marks.advance(merged, run_id=state.run_id)
+        crashpoint("ingest.after_watermark")
         state.pending = [p for p in state.pending if p not in ready]
 
     def _record_metrics(self, ctx: RunContext, state: IngestState, seconds: float) -> None:

@@ -7,7 +7,9 @@ Every API request goes through the same steps, in this order:
 3. unknown path -> 404; more than 120 symbols -> 414;
 4. fault injection at ``error_rate`` (seeded): ``500`` JSON, ``502`` HTML, ``truncated`` (200 with
    half a JSON body), ``timeout`` (stall ``timeout_seconds``, then answer), ``slow`` (answer after
-   300 ms). Faulted requests consume no credits;
+   300 ms); opt-in kinds (:data:`EXTRA_FAULT_KINDS`): ``429`` (a rate-limit answer although credits
+   are left: a 429 storm) and ``reset`` (the TCP connection is aborted with an RST, no answer).
+   Faulted requests consume no credits;
 5. credits — weight x symbols must fit the minute window and the day (429 with the API's texts);
    errors after this point (bad symbol, no data, bad parameter) have been charged;
 6. the endpoint, once per symbol: one symbol -> its payload; several -> an object keyed by the
@@ -29,9 +31,12 @@ import datetime as dt
 import hmac
 import json
 import random
+import socket
+import struct
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +64,14 @@ from dataflow.sources.twelvedata.simulator.params import (
 )
 
 FAULT_KINDS = ("500", "502", "timeout", "truncated", "slow")
+"""The kinds drawn from by default."""
+EXTRA_FAULT_KINDS = ("429", "reset")
+"""Kinds drawn only when named in ``faults`` (so seeded default draws stay as they were)."""
+STORM_429 = (
+    "You have run out of API credits for the current minute. 9 API credits were used, with the "
+    "current limit being 8. Wait for the next minute or consider switching to a higher tier plan "
+    "at https://twelvedata.com/pricing"
+)
 SLOW_SECONDS = 0.3
 BAD_KEY = (
     "**apikey** parameter is incorrect or not specified. You can get your free API key instantly "
@@ -92,7 +105,7 @@ class SimulatorConfig:
     error_rate: float = 0.0
     """Fraction of requests answered with an injected fault."""
     faults: tuple[str, ...] = FAULT_KINDS
-    """Fault kinds drawn from when injecting."""
+    """Fault kinds drawn from when injecting (any of FAULT_KINDS and EXTRA_FAULT_KINDS)."""
     latency_ms: float = 0.0
     """Added to every response."""
     legacy_errors: bool = False
@@ -139,6 +152,8 @@ class Simulator:
             config.credits_per_minute, config.daily_credits, config.minute_seconds
         )
         self.stopping = threading.Event()
+        self.connections: Callable[[], Iterable[Any]] | None = None
+        """The server's open connections (uvicorn protocols), for the ``reset`` fault."""
         self._lock = threading.Lock()
         self.reset()
 
@@ -219,6 +234,12 @@ class Simulator:
             return self._respond(500, _dumps(error_body(500, "Internal server error")))
         if fault == "502":
             return self._respond(502, BAD_GATEWAY.encode(), "text/html")
+        if fault == "429":
+            return self._respond(429, _dumps(error_body(429, STORM_429)))
+        if fault == "reset" and await self._abort(request):
+            return Response(b"", status_code=500)  # never delivered: the connection is gone
+        if fault == "reset":  # no server to reach the socket through (a test client)
+            return self._respond(502, BAD_GATEWAY.encode(), "text/html")
         if fault == "timeout":
             await self._stall(request)
         elif fault == "slow":
@@ -235,6 +256,23 @@ class Simulator:
         if fault == "truncated":
             status, body = 200, body[: len(body) // 2]
         return self._respond(status, body)
+
+    async def _abort(self, request: Request) -> bool:
+        """Abort the request's TCP connection with an RST (SO_LINGER 0); False if unreachable."""
+        client = request.scope.get("client")
+        if self.connections is None or client is None:
+            return False
+        for protocol in list(self.connections()):
+            transport = getattr(protocol, "transport", None)
+            if transport is None or tuple(getattr(protocol, "client", None) or ()) != tuple(client):
+                continue
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            transport.abort()
+            await asyncio.sleep(0.01)  # let the server see the connection is lost
+            return True
+        return False
 
     async def _stall(self, request: Request) -> None:
         """Wait ``timeout_seconds``, or less when the server stops or the client goes away."""

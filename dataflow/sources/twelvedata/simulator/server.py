@@ -82,6 +82,7 @@ class SimulatorServer:
         self._socket = _bind(self.host, self.port)
         self.url = _url(self._socket)
         self._server = uvicorn.Server(_uvicorn_config(self.app))
+        simulator_of(self.app).connections = self._server.server_state.connections.copy
         self._thread = threading.Thread(
             target=self._server.run,
             kwargs={"sockets": [self._socket]},
@@ -144,6 +145,9 @@ def serve(
     try:
         if on_ready is not None:
             on_ready(_url(sock))
-        uvicorn.Server(_uvicorn_config(create_app(config))).run(sockets=[sock])
+        app = create_app(config)
+        server = uvicorn.Server(_uvicorn_config(app))
+        simulator_of(app).connections = server.server_state.connections.copy
+        server.run(sockets=[sock])
     finally:
         sock.close()
