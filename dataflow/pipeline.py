@@ -38,8 +38,8 @@ from dataflow.crashpoints import crashpoint
 from dataflow.errors import DataflowError, StageError, TerminalError
 
 if TYPE_CHECKING:
-    from types import FrameType
     from pathlib import Path
+    from types import FrameType
 
     from dataflow.config import Settings
     from dataflow.metadata import MetadataDB, RunRecord, RunStore

@@ -90,10 +90,7 @@ BROKEN: list[tuple[str, dict[str, str], str, str]] = [
     ),
     (
         "engine-not-available",
-        {
-            "dataflow.yaml": QUOTE_ONLY
-            + "engine: spark\nspark:\n  master: spark://127.0.0.1:1\n"
-        },
+        {"dataflow.yaml": QUOTE_ONLY + "engine: spark\nspark:\n  master: spark://127.0.0.1:1\n"},
         "engine",
         # without the spark extra the line names it; with it, the master does not answer
         r"engine: (spark\.master spark://127\.0\.0\.1:1 is unreachable|.*dataflow-etl\[spark\])",
