@@ -51,6 +51,7 @@ bench: $(STAMP)
 reliability: $(STAMP)
 	rm -f reliability-report.jsonl
 	DATAFLOW_RELIABILITY=full DATAFLOW_RELIABILITY_REPORT=$(CURDIR)/reliability-report.jsonl \
+		DATAFLOW_FUZZ_PAYLOADS=10000 DATAFLOW_FUZZ_BIG_MB=50 \
 		$(BIN)/pytest -q -m reliability tests/reliability -p no:cacheprovider
 	$(BIN)/python tests/reliability/summarize.py reliability-report.jsonl
 

@@ -451,10 +451,16 @@ def _trigger(options: RunOptions) -> str:
 def _wrap(exc: BaseException, stage: str, run_id: str) -> StageError:
     if isinstance(exc, StageError):
         return exc
-    error = StageError(f"{stage} stage failed in run {run_id}: {exc}", stage=stage, run_id=run_id)
+    text = f"{stage} stage failed in run {run_id}: {exc}"
+    if isinstance(exc, OSError) and not isinstance(exc, DataflowError):
+        # A full disk or a failing volume under the tables: the cause is the message itself.
+        text += " — check the warehouse's free space and permissions, then run again"
+    error = StageError(text, stage=stage, run_id=run_id)
     error.__cause__ = exc
     if isinstance(exc, DataflowError):
         error.exit_code = exc.exit_code
+    elif isinstance(exc, OSError):
+        log.error("stage %s: storage error: %s", stage, exc)
     elif not isinstance(exc, TerminalError):
         log.exception("unexpected error in stage %s", stage, exc_info=exc)
     return error

@@ -344,6 +344,11 @@ def check_storage(settings: Settings) -> tuple[str, list[str]]:
             store.exists("raw")
         except DataflowError as exc:
             return settings.warehouse_uri, [f"warehouse: {exc}"]
+        except Exception as exc:  # the S3 client's own errors: no credentials, no endpoint
+            return settings.warehouse_uri, [
+                f"warehouse: {settings.warehouse_uri} cannot be reached ({type(exc).__name__}) "
+                "— check storage.s3 (endpoint_url, region, credentials)"
+            ]
         # The store answers "no such object" for a missing bucket too: ask for the bucket.
         # (The object store has no public call for it yet; s3fs raises FileNotFoundError.)
         fs, bucket = getattr(store, "_fs", None), getattr(store, "bucket", None)

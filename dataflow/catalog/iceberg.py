@@ -198,7 +198,7 @@ def tables_outside(settings: Settings, catalog: Catalog) -> list[tuple[str, str]
     if engine is None:
         return []
     # catalog.properties may set another warehouse for the tables: that one is home then.
-    home = str(catalog.properties.get("warehouse") or warehouse_location(settings)) + "/"
+    home = _uri(str(catalog.properties.get("warehouse") or warehouse_location(settings))) + "/"
     with engine.connect() as conn:
         rows = conn.execute(
             sa.text(
@@ -207,8 +207,22 @@ def tables_outside(settings: Settings, catalog: Catalog) -> list[tuple[str, str]
             ),
             {"name": CATALOG_NAME},
         ).all()
-    found = [(f"{ns}.{name}", str(location)) for ns, name, location in rows]
+    found = [(f"{ns}.{name}", _uri(str(location))) for ns, name, location in rows]
     return [(table, location) for table, location in found if not location.startswith(home)]
+
+
+def _uri(location: str) -> str:
+    """One spelling of a local location: Spark (Hadoop) writes ``file:/x``, pyiceberg ``file:///x``.
+
+    Example:
+        >>> _uri("file:/wh/iceberg"), _uri("file:///wh/iceberg"), _uri("/wh"), _uri("s3://b/k")
+        ('file:///wh/iceberg', 'file:///wh/iceberg', 'file:///wh', 's3://b/k')
+    """
+    if location.startswith("file:") and not location.startswith("file://"):
+        return "file://" + location.removeprefix("file:")
+    if location.startswith("/"):
+        return "file://" + location
+    return location
 
 
 def old_warehouse(location: str) -> str:

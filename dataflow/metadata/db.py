@@ -229,8 +229,13 @@ class MetadataDB:
             current = _current(conn)
             head = head_revision()
             if current != head:
-                log.info(
-                    "migrating metadata database %s from %s to %s", self.safe_url, current, head
+                # A new database is not news on the console; an upgrade of one in use is.
+                log.log(
+                    logging.DEBUG if current is None else logging.INFO,
+                    "migrating metadata database %s from %s to %s",
+                    self.safe_url,
+                    current,
+                    head,
                 )
                 config = alembic_config()
                 config.attributes["connection"] = conn

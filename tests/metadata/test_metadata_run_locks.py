@@ -105,7 +105,9 @@ def test_two_hosts_sharing_postgres_cannot_run_at_once(
 
     refused = run(two)
     assert refused.returncode == 1, refused.stderr
-    [line] = refused.stderr.strip().splitlines()
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1, refused.stderr
+    [line] = lines
     assert "run-on-host-1" in line
     assert "holds the run lock of project 'shared'" in line
     assert "Traceback" not in refused.stderr
@@ -129,7 +131,9 @@ def test_two_hosts_sharing_an_s3_warehouse_cannot_run_at_once(
 
     refused = run(two)
     assert refused.returncode == 1, refused.stderr
-    [line] = refused.stderr.strip().splitlines()
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1, refused.stderr
+    [line] = lines
     assert "run-on-host-1" in line
     assert "_dataflow/run.lock" in line
 

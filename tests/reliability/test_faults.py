@@ -182,11 +182,6 @@ def test_storage_write_failures_publish_nothing_half_done(harness: Harness, fail
     assert found.clean, found.as_dict()
 
 
-@pytest.mark.xfail(
-    reason="defect: an OSError from Iceberg writes (full disk) is not translated into a "
-    "StorageError, so the run logs 'unexpected error in stage transform' with a traceback",
-    strict=False,
-)
 def test_a_full_disk_is_reported_without_a_traceback(harness: Harness) -> None:
     from dataflow.faultio import FROM
 

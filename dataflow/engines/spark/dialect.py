@@ -182,6 +182,15 @@ def _fix(node: exp.Expression, where: str) -> exp.Expression:
                 expressions=[exp.Literal.string("$['"), key, exp.Literal.string("']")],
             )
             return exp.Anonymous(this="get_json_object", expressions=[record, path])
+        if name == "isfinite" and len(node.expressions) == 1:
+            # DuckDB isfinite(x); NULL stays NULL, as there.
+            value = node.expressions[0]
+            infinite = exp.EQ(
+                this=exp.Abs(this=value.copy()),
+                expression=exp.cast(exp.Literal.string("Infinity"), "DOUBLE"),
+            )
+            isnan = exp.Anonymous(this="isnan", expressions=[value.copy()])
+            return exp.Not(this=exp.Paren(this=exp.Or(this=isnan, expression=infinite)))
         if name == "timezone" and len(node.expressions) == 2:
             zone, value = node.expressions
             return exp.Anonymous(this="to_utc_timestamp", expressions=[value, zone])
@@ -192,6 +201,18 @@ def _fix(node: exp.Expression, where: str) -> exp.Expression:
             return inner
         if target.this == exp.DataType.Type.TIMESTAMPNTZ:
             node.set("to", exp.DataType.build("TIMESTAMP", dialect="spark"))
+    if isinstance(node, exp.Try):
+        # DuckDB's try(): Spark has none. A Unix time out of TIMESTAMP's range is NULL there.
+        inner = node.this
+        if isinstance(inner, exp.UnixToTime):
+            seconds = inner.this
+            in_range = exp.Between(
+                this=seconds.copy(),
+                low=exp.Literal.number(-62135596800),
+                high=exp.Literal.number(253402300799),
+            )
+            return exp.Case(ifs=[exp.If(this=in_range, true=inner)])
+        return inner
     if isinstance(node, exp.Length) and isinstance(node.this, exp.ArrayFilter):
         return exp.ArraySize(this=node.this)  # DuckDB len(list); Spark's length is for text
     if isinstance(node, exp.UnixToTime) and not node.args.get("scale"):

@@ -21,7 +21,7 @@ import os
 import socket
 import threading
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from dataflow.engines.spark import runtime
 from dataflow.errors import ConfigError
@@ -58,16 +58,25 @@ def jdbc_uri(url: str) -> tuple[str, str, dict[str, str]]:
     Raises:
         ConfigError: a database other than SQLite or PostgreSQL.
     """
+    from dataflow.metadata.db import ADOPT_PARAM, PROJECT_PARAM, SCHEMA_PARAM, project_schema
+
     parts = urlsplit(url)
     scheme = parts.scheme.split("+", 1)[0]
+    params = dict(parse_qsl(parts.query))
+    # Dataflow's own parameters: the project's PostgreSQL schema is the JDBC currentSchema.
+    project = params.pop(PROJECT_PARAM, None)
+    schema = params.pop(SCHEMA_PARAM, None)
+    params.pop(ADOPT_PARAM, None)
     if scheme == "sqlite":
-        path = url.split("://", 1)[1]
+        path = url.split("://", 1)[1].split("?", 1)[0]
         path = path[1:] if path.startswith("/") else path  # sqlite:////abs -> /abs
         return f"jdbc:sqlite:{path}", "sqlite", {}
     if scheme in {"postgresql", "postgres"}:
         host = parts.hostname or "127.0.0.1"
         port = f":{parts.port}" if parts.port else ""
-        query = f"?{parts.query}" if parts.query else ""
+        if schema or project:
+            params["currentSchema"] = schema or project_schema(project or "")
+        query = f"?{urlencode(params)}" if params else ""
         props: dict[str, str] = {}
         if parts.username:
             props["jdbc.user"] = unquote(parts.username)
