@@ -110,6 +110,8 @@ def select_files(
     if not root.is_dir():
         return []
     first_day = since.astimezone(dt.UTC).date() if since else None
+    if run_id and ("/" in run_id or "\\" in run_id or run_id.startswith(".")):
+        return []
     pattern = f"{glob.escape(run_id)}*.jsonl" if run_id else "*.jsonl"
     files: list[Path] = []
     for folder in sorted(root.iterdir()):
@@ -118,7 +120,8 @@ def select_files(
         except ValueError:
             continue
         if folder.is_dir() and (first_day is None or day >= first_day):
-            files.extend(sorted(folder.glob(pattern)))
+            # A run id is a file-name prefix, never a path: '../x' must not leave the folder.
+            files.extend(sorted(f for f in folder.glob(pattern) if f.parent == folder))
     return files
 
 

@@ -254,3 +254,16 @@ def test_prune_logs_keeps_recent_days(tmp_path: Path) -> None:
     assert kept == sorted([*expected, "not-a-date", "notes.txt"])
     assert prune_logs(tmp_path, retention_days=30) == 0
     assert prune_logs(tmp_path / "missing", retention_days=1) == 0
+
+
+def test_a_run_id_never_selects_files_outside_the_logs_folder(tmp_path: Path) -> None:
+    from dataflow.monitor.logquery import select_files
+
+    logs = tmp_path / "warehouse" / "logs"
+    (logs / "2026-12-08").mkdir(parents=True)
+    (logs / "2026-12-08" / "run-1.jsonl").write_text("{}\n")
+    (tmp_path / "warehouse" / "secret.jsonl").write_text("{}\n")
+    (tmp_path / "outside.jsonl").write_text("{}\n")
+    assert select_files(logs, run_id="run-1") == [logs / "2026-12-08" / "run-1.jsonl"]
+    for probe in ("../../secret", "../../../outside", "..", "../", "/etc/passwd", "..\\x"):
+        assert select_files(logs, run_id=probe) == [], probe
