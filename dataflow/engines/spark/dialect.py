@@ -196,7 +196,7 @@ def _is_instant(
     return False
 
 
-def _mark_local_times(tree: exp.Expression) -> None:
+def _mark_local_times(tree: exp.Expr) -> None:
     """Rename each DuckDB ``timezone(zone, instant)`` (a local time) to ``_df_local_time``.
 
     DuckDB's ``timezone(zone, ts)`` goes both ways on the type of ``ts``: a TIMESTAMP is a
