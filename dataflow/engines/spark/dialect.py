@@ -6,8 +6,9 @@ sqlglot translates most of a model. What it gets wrong for Spark 3.5, fixed here
 DuckDB (the contract)            sqlglot's Spark output           what runs here
 ===============================  ===============================  ==============================
 ``CAST(record AS JSON)``         ``TO_JSON(record)`` (quotes it)  ``record`` (JSON text already)
-``timezone(zone, ts)``           ``TIMEZONE(zone, ts)`` (none)    ``to_utc_timestamp(ts, zone)``
-``TRY_CAST(s AS TIMESTAMP)``     ``TIMESTAMP_NTZ``                ``TIMESTAMP`` (session in UTC)
+``timezone(zone, local)``        ``TIMEZONE(zone, ts)`` (none)    ``to_utc_timestamp(ts, zone)``
+``timezone(zone, instant)``      ``TIMEZONE(zone, ts)`` (none)    ``from_utc_timestamp(ts, zone)``
+``TRY_CAST(s AS TIMESTAMP)``     ``TIMESTAMP_NTZ``                ``TIMESTAMP_NTZ`` as ``TIMESTAMP``
 ``to_timestamp(epoch)``          ``CAST(FROM_UNIXTIME(…))``       ``timestamp_seconds(epoch)``
 ===============================  ===============================  ==============================
 
@@ -159,6 +160,64 @@ def _swap_raw_views(text: str) -> str:
     return text
 
 
+_ZONED = (exp.DataType.Type.TIMESTAMPTZ, exp.DataType.Type.TIMESTAMPLTZ)
+
+
+def _is_instant(
+    node: exp.Expression, aliases: dict[str, list[exp.Expression]], seen: set[str]
+) -> bool:
+    """Whether DuckDB types ``node`` TIMESTAMPTZ (an instant), following the query's aliases."""
+    if isinstance(node, (exp.Paren, exp.Try, exp.Alias)):
+        return _is_instant(node.this, aliases, seen)
+    if isinstance(node, (exp.Cast, exp.TryCast)):
+        return node.to.this in _ZONED
+    if isinstance(node, exp.UnixToTime):
+        return True
+    if isinstance(node, exp.Anonymous) and node.name.lower() == "timezone":
+        # timezone(zone, local) is an instant; timezone(zone, instant) a local time.
+        return len(node.expressions) == 2 and not _is_instant(node.expressions[1], aliases, seen)
+    if isinstance(node, (exp.Add, exp.Sub)):
+        return _is_instant(node.this, aliases, seen)
+    if isinstance(node, (exp.Case, exp.Coalesce, exp.If)):
+        branches = [
+            *(case.args.get("true") for case in node.args.get("ifs") or []),
+            node.args.get("default"),
+            node.args.get("true"),
+            node.args.get("false"),
+            *(node.expressions if isinstance(node, exp.Coalesce) else []),
+            node.this if isinstance(node, exp.Coalesce) else None,
+        ]
+        return any(b is not None and _is_instant(b, aliases, seen) for b in branches)
+    if isinstance(node, exp.Column) and node.name not in seen:
+        # A column names an alias of the relation it reads, not of its own SELECT.
+        own = node.find_ancestor(exp.Select)
+        defined = [d for d in aliases.get(node.name, []) if d.find_ancestor(exp.Select) is not own]
+        return any(_is_instant(d, aliases, seen | {node.name}) for d in defined)
+    return False
+
+
+def _mark_local_times(tree: exp.Expr) -> None:
+    """Rename each DuckDB ``timezone(zone, instant)`` (a local time) to ``_df_local_time``.
+
+    DuckDB's ``timezone(zone, ts)`` goes both ways on the type of ``ts``: a TIMESTAMP is a
+    local time in ``zone`` (the result: its instant, Spark's ``to_utc_timestamp``), a
+    TIMESTAMPTZ an instant (the result: its local time there, ``from_utc_timestamp``). Spark's
+    TIMESTAMP is both, so the type is read here from the query itself (casts, ``timezone``,
+    ``to_timestamp``, arithmetic on them, and the columns they are aliased to).
+    """
+    aliases: dict[str, list[exp.Expression]] = {}
+    for alias in tree.find_all(exp.Alias):
+        aliases.setdefault(alias.alias, []).append(alias.this)
+    calls = [
+        node
+        for node in tree.find_all(exp.Anonymous)
+        if node.name.lower() == "timezone" and len(node.expressions) == 2
+    ]
+    local = [node for node in calls if _is_instant(node.expressions[1], aliases, set())]
+    for node in local:
+        node.set("this", "_df_local_time")
+
+
 def _fix(node: exp.Expression, where: str) -> exp.Expression:
     if isinstance(node, exp.Anonymous):
         name = node.name.lower()
@@ -194,13 +253,19 @@ def _fix(node: exp.Expression, where: str) -> exp.Expression:
         if name == "timezone" and len(node.expressions) == 2:
             zone, value = node.expressions
             return exp.Anonymous(this="to_utc_timestamp", expressions=[value, zone])
+        if name == "_df_local_time":
+            zone, value = node.expressions
+            return exp.Anonymous(this="from_utc_timestamp", expressions=[value, zone])
     if isinstance(node, (exp.Cast, exp.TryCast)):
         target = node.to
         if target.this == exp.DataType.Type.JSON:
             inner: exp.Expression = node.this
             return inner
-        if target.this == exp.DataType.Type.TIMESTAMPNTZ:
-            node.set("to", exp.DataType.build("TIMESTAMP", dialect="spark"))
+        if target.this == exp.DataType.Type.TIMESTAMPNTZ and not node.args.get("_df_local"):
+            # DuckDB's TIMESTAMP reads a text's wall time and ignores a stated offset, as
+            # Spark's TIMESTAMP_NTZ does; as TIMESTAMP (the session in UTC) it is that time.
+            node.set("_df_local", True)
+            return exp.cast(node, exp.DataType.build("TIMESTAMP", dialect="spark"))
     if isinstance(node, exp.Try):
         # DuckDB's try(): Spark has none. A Unix time out of TIMESTAMP's range is NULL there.
         inner = node.this
@@ -251,6 +316,7 @@ def to_spark(text: str) -> str:
     for tree in trees:
         if tree is None:
             continue
+        _mark_local_times(tree)
         fixed = tree.transform(lambda node: _fix(node, where))
         # Twice: a replaced node's own children are not visited by the first pass.
         sql = fixed.transform(lambda node: _fix(node, where)).sql(dialect="spark")

@@ -236,3 +236,44 @@ def test_postgres_catalog_and_a_full_refresh(tmp_path: Path, pg_database: str) -
     assert current.summary.operation.value == "overwrite"
     assert current.summary.get(BOOKMARK_PROPERTY)
     assert len(read_bookmark(table)) == 1
+
+
+# DuckDB's timezone(zone, ts) converts a local TIMESTAMP to an instant and an instant
+# (TIMESTAMPTZ) to a local time; TRY_CAST(… AS TIMESTAMP) reads the wall time and ignores a
+# stated offset, TRY_CAST(… AS TIMESTAMPTZ) honours it. time_series.sql relies on all four.
+TIME_SQL = """
+WITH w AS (
+    SELECT s, TRY_CAST(s AS TIMESTAMP) AS local_ts, TRY_CAST(s AS TIMESTAMPTZ) AS zoned_ts,
+        'America/New_York' AS _tz
+    FROM (VALUES ('2024-11-03 01:30:00'), ('2024-03-10 02:30:00'), ('2024-03-10 03:30:00'),
+        ('2024-11-03 00:30:00'), ('2024-03-10T10:00:00+05:00'), ('2024-03-10 10:00:00 UTC'),
+        ('2024-03-10 10:00:00-0400'), ('garbage')) t(s)
+),
+x AS (
+    SELECT *,
+        timezone(_tz, local_ts - INTERVAL 3 HOUR) + INTERVAL 3 HOUR AS e_ts,
+        timezone(_tz, local_ts + INTERVAL 3 HOUR) - INTERVAL 3 HOUR AS l_ts
+    FROM w
+)
+SELECT s,
+    CAST(local_ts AS VARCHAR) AS local_text,
+    epoch(zoned_ts) AS zoned,
+    epoch(e_ts) AS e_epoch,
+    epoch(l_ts) AS l_epoch,
+    COALESCE(timezone(_tz, e_ts) = local_ts, false) AS e_ok,
+    COALESCE(timezone(_tz, l_ts) = local_ts, false) AS l_ok
+FROM x
+ORDER BY s
+"""
+
+
+def test_time_zone_constructs_give_the_values_duckdb_gives(tmp_path: Path) -> None:
+    from dataflow.engines.duckdb.engine import DuckDBEngine
+    from dataflow.engines.spark.engine import SparkEngine
+
+    duck = DuckDBEngine()
+    expected = duck.sql(TIME_SQL).to_pylist()
+    with SparkEngine(settings=_settings(tmp_path / "p", "spark")) as spark:
+        got = spark.sql(TIME_SQL).to_pylist()
+    assert [r["l_ok"] for r in expected if r["s"].startswith("2024-11-03 01")] == [True]
+    assert got == expected
