@@ -4,11 +4,8 @@ external tables) is PostgreSQL instead of the default SQLite file: the same pipe
 from __future__ import annotations
 
 import json
-import secrets
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 import yaml
 from typer.testing import CliRunner
@@ -17,21 +14,6 @@ from dataflow.cli.app import _register, app
 from dataflow.metadata.db import project_schema
 
 _register()
-
-
-@pytest.fixture
-def pg_database(postgres_url: str) -> Iterator[str]:
-    """A fresh, empty database on the suite's PostgreSQL server; dropped afterwards."""
-    name = f"df_{secrets.token_hex(4)}"
-    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    try:
-        yield sa.make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE {name} WITH (FORCE)")
-        admin.dispose()
 
 
 def cli(project: Path, *args: str) -> str:

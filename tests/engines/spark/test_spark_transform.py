@@ -8,15 +8,12 @@ other, so each reads what the other committed.
 
 from __future__ import annotations
 
-import secrets
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from dataflow.catalog.iceberg import open_catalog
 from dataflow.config import Settings, load_settings
@@ -191,21 +188,6 @@ def test_a_model_spark_cannot_run_is_named_and_commits_nothing(tmp_path: Path) -
     assert "json_merge_patch" in message
     catalog = open_catalog(settings)
     assert not catalog.table_exists(("market", "merged_quotes"))
-
-
-@pytest.fixture
-def pg_database(postgres_url: str) -> Iterator[str]:
-    """A fresh database on the suite's PostgreSQL server; dropped afterwards."""
-    name = f"df_{secrets.token_hex(4)}"
-    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    try:
-        yield sa.make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE {name} WITH (FORCE)")
-        admin.dispose()
 
 
 def test_postgres_catalog_and_a_full_refresh(tmp_path: Path, pg_database: str) -> None:
