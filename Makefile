@@ -35,6 +35,7 @@ system-deps:
 
 ## make check: ruff lint + format check, mypy strict on the package
 check: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,postgres,spark]'  # mypy reads pyspark's types
 	$(BIN)/ruff check dataflow tests bench
 	$(BIN)/ruff format --check dataflow tests bench
 	$(BIN)/mypy
