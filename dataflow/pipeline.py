@@ -31,19 +31,18 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
+from dataflow.contract import RunContext, RunOptions, Stage, StageResult
 from dataflow.crashpoints import crashpoint
 from dataflow.errors import DataflowError, StageError, TerminalError
 
 if TYPE_CHECKING:
-    from pathlib import Path
     from types import FrameType
 
     from dataflow.config import Settings
     from dataflow.metadata import MetadataDB, RunRecord, RunStore
-    from dataflow.monitor.metrics import Metrics
     from dataflow.storage import ObjectStore
 
 log = logging.getLogger("dataflow.pipeline")
@@ -67,54 +66,6 @@ class RunInterrupted(KeyboardInterrupt):
         self.signum = signum
         self.exit_code = 128 + signum
         super().__init__(f"interrupted by {signal.Signals(signum).name}")
-
-
-@dataclass
-class RunOptions:
-    """What the user asked of this run (CLI flags)."""
-
-    start: dt.datetime | None = None
-    end: dt.datetime | None = None
-    full_refresh: bool = False
-    endpoints: Sequence[str] | None = None
-    symbols: Sequence[str] | None = None
-    trigger: str = "cli"
-    progress: bool = False
-    """Show a live progress bar on the console."""
-
-
-@dataclass
-class StageResult:
-    """What a stage reports back to the runner."""
-
-    status: str = "succeeded"
-    rows: int = 0
-    bytes: int = 0
-    requests: int = 0
-    errors: int = 0
-    message: str | None = None
-    details: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class RunContext:
-    """Everything a stage needs; stages talk to storage and metadata only through these."""
-
-    settings: Settings
-    run_id: str
-    options: RunOptions
-    store: ObjectStore
-    db: MetadataDB
-    metrics: Metrics
-    log_dir: Path
-
-
-class Stage(Protocol):
-    """A pipeline stage: a name and a run method."""
-
-    name: str
-
-    def run(self, ctx: RunContext) -> StageResult: ...
 
 
 @dataclass
@@ -469,3 +420,17 @@ def _wrap(exc: BaseException, stage: str, run_id: str) -> StageError:
 def _summary(results: dict[str, StageResult]) -> str | None:
     messages = [f"{name}: {r.message}" for name, r in results.items() if r.message]
     return "; ".join(messages) or None
+
+
+__all__ = [  # the stage contract is re-exported: callers import the runner and its options here
+    "FAILED_STATUSES",
+    "RunContext",
+    "RunInterrupted",
+    "RunOptions",
+    "RunResult",
+    "Stage",
+    "StageResult",
+    "default_stages",
+    "open_run",
+    "run_pipeline",
+]

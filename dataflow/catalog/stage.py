@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from dataflow.crashpoints import crashpoint
 
 if TYPE_CHECKING:
-    from dataflow.pipeline import RunContext, StageResult
+    from dataflow.contract import RunContext, StageResult
 
 
 class CrawlStage:
@@ -24,7 +24,7 @@ class CrawlStage:
         """Crawl the raw zone; report tables, files and records."""
         from dataflow.catalog.crawler import crawl_raw_zone
         from dataflow.catalog.external import ExternalCatalog
-        from dataflow.pipeline import StageResult
+        from dataflow.contract import StageResult
 
         started = time.perf_counter()
         results = crawl_raw_zone(ctx.store, ExternalCatalog(ctx.db), source="twelvedata")

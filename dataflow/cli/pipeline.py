@@ -23,7 +23,8 @@ from dataflow.cli.common import (
 )
 
 if TYPE_CHECKING:
-    from dataflow.pipeline import RunResult, Stage
+    from dataflow.contract import Stage
+    from dataflow.pipeline import RunResult
 
 StartOption = Annotated[
     str | None,

@@ -30,7 +30,7 @@ from dataflow.cli.common import (
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from dataflow.pipeline import Stage
+    from dataflow.contract import Stage
 
 TablesOption = Annotated[
     str | None,

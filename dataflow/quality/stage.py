@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
     from pyiceberg.table import Table
 
-    from dataflow.pipeline import RunContext, StageResult
+    from dataflow.contract import RunContext, StageResult
     from dataflow.quality.audit import TableAudit
 
 log = logging.getLogger("dataflow.quality")
@@ -64,8 +64,8 @@ class QualityStage:
     def run(self, ctx: RunContext) -> StageResult:
         """Audit the pending tables; record their DQ metrics; report what was blocked."""
         from dataflow.catalog.iceberg import open_catalog
+        from dataflow.contract import StageResult
         from dataflow.engines.duckdb import DuckDBEngine
-        from dataflow.pipeline import StageResult
         from dataflow.quality.audit import audit_table
         from dataflow.quality.gate import pending_tables
         from dataflow.transform.models import discover_models
@@ -151,8 +151,8 @@ class PublishStage:
     def run(self, ctx: RunContext) -> StageResult:
         """Publish approved tables; fail the stage when some table could not be published."""
         from dataflow.catalog.iceberg import open_catalog
+        from dataflow.contract import StageResult
         from dataflow.errors import QualityError
-        from dataflow.pipeline import StageResult
         from dataflow.quality.gate import approved_snapshot, pending_tables, publish
 
         catalog = open_catalog(ctx.settings)

@@ -30,8 +30,8 @@ if TYPE_CHECKING:
     from pyiceberg.table import Table
 
     from dataflow.config import TransformSettings
+    from dataflow.contract import RunContext, StageResult
     from dataflow.engines.base import Engine
-    from dataflow.pipeline import RunContext, StageResult
     from dataflow.transform.models import Model
 
 log = logging.getLogger("dataflow.transform")
@@ -111,8 +111,8 @@ class TransformStage:
     def run(self, ctx: RunContext) -> StageResult:
         """Run the selected models; return counts for the run record."""
         from dataflow.catalog.iceberg import open_catalog
+        from dataflow.contract import StageResult
         from dataflow.engines.registry import get_engine
-        from dataflow.pipeline import StageResult
         from dataflow.transform.models import discover_models, select_models
 
         config = self.settings or ctx.settings.transform

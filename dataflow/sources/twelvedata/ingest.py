@@ -47,8 +47,8 @@ from dataflow.sources.twelvedata.plan import (
 )
 
 if TYPE_CHECKING:
+    from dataflow.contract import RunContext, StageResult
     from dataflow.metadata import WatermarkKey
-    from dataflow.pipeline import RunContext, StageResult
     from dataflow.sources.twelvedata.client import Response, TwelveDataClient
     from dataflow.sources.twelvedata.spool import Spool
     from dataflow.storage import Manifest, RawFile, RawWriter
@@ -165,8 +165,8 @@ class IngestStage:
             return asyncio.run(self._ingest(ctx, base_url))
 
     async def _ingest(self, ctx: RunContext, base_url: str) -> StageResult:
+        from dataflow.contract import StageResult
         from dataflow.metadata import WatermarkStore
-        from dataflow.pipeline import StageResult
         from dataflow.sources.twelvedata import spool
         from dataflow.sources.twelvedata.client import TwelveDataClient
         from dataflow.storage import Manifest, RawWriter, write_manifest
