@@ -142,4 +142,22 @@ def translate(text: str, dialect: str, *, source: str = CONTRACT_DIALECT) -> str
     return ";\n".join(statements)
 
 
-__all__ = ["CONTRACT_DIALECT", "Engine", "EngineCapabilities", "WriteResult", "translate"]
+def run_over(engine: Engine, text: str, relations: Mapping[str, pa.Table]) -> pa.Table:
+    """``engine.run_model`` for any engine: register ``relations``, run ``text``, unregister."""
+    for name, data in relations.items():
+        engine.register(name, data)
+    try:
+        return engine.sql(text)
+    finally:
+        for name in relations:
+            engine.unregister(name)
+
+
+__all__ = [
+    "CONTRACT_DIALECT",
+    "Engine",
+    "EngineCapabilities",
+    "WriteResult",
+    "run_over",
+    "translate",
+]

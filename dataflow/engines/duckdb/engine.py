@@ -42,7 +42,13 @@ from typing import TYPE_CHECKING
 import duckdb
 import pyarrow as pa
 
-from dataflow.engines.base import CONTRACT_DIALECT, EngineCapabilities, WriteResult, translate
+from dataflow.engines.base import (
+    CONTRACT_DIALECT,
+    EngineCapabilities,
+    WriteResult,
+    run_over,
+    translate,
+)
 from dataflow.engines.duckdb.attempts import finish, recover
 from dataflow.engines.duckdb.iceberg_io import (
     append_rows,
@@ -140,13 +146,7 @@ class DuckDBEngine:
 
     def run_model(self, text: str, *, relations: Mapping[str, pa.Table]) -> pa.Table:
         """Run a model's SELECT over ``relations`` (registered under their names)."""
-        for name, data in relations.items():
-            self.register(name, data)
-        try:
-            return self.sql(text)
-        finally:
-            for name in relations:
-                self.unregister(name)
+        return run_over(self, text, relations)
 
     def close(self) -> None:
         """Close the connection."""

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dataflow.engines.base import CONTRACT_DIALECT, EngineCapabilities, WriteResult
+from dataflow.engines.base import CONTRACT_DIALECT, EngineCapabilities, WriteResult, run_over
 from dataflow.engines.spark import session as spark_session
 from dataflow.engines.spark.dialect import model_name, to_spark
 from dataflow.errors import ConfigError, ModelError
@@ -122,13 +122,7 @@ class SparkEngine:
 
     def run_model(self, text: str, *, relations: Mapping[str, pa.Table]) -> pa.Table:
         """Run a model's SELECT over ``relations`` (registered under their names)."""
-        for name, data in relations.items():
-            self.register(name, data)
-        try:
-            return self.sql(text)
-        finally:
-            for name in relations:
-                self.unregister(name)
+        return run_over(self, text, relations)
 
     def close(self) -> None:
         """Drop the engine's views and exchange files (the process's JVM stays for reuse)."""
